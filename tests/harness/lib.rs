@@ -1,1 +1,25 @@
-//! Being written.
+//! The end-to-end test harness: `hark pbx serve` in a temp data dir on free ports, and
+//! real SIP peers (sipp, baresip, linphonec) driven against it, everything on 127.0.0.1.
+//!
+//! Rules the harness keeps:
+//! - every process it starts runs in its own process group, killed on drop;
+//! - readiness is observed (output lines, files, HTTP), never assumed after a sleep;
+//! - a missing peer or a missing `hark` binary fails loudly, never skips;
+//! - failure messages carry the evidence: the server's log, the peer's wire trace.
+//!
+//! Peer quirks found while writing it are in tests/PEERS.md.
+
+pub mod baresip;
+pub mod linphone;
+pub mod net;
+pub mod pbx;
+pub mod peers;
+pub mod process;
+pub mod sipp;
+pub mod wire;
+
+pub use net::{free_port, free_port_range};
+pub use pbx::{hark_bin, Pbx, PbxBuilder, DOMAIN, TENANT};
+pub use peers::require_peer;
+pub use process::{poll_until, wait_until, Proc, TempDir};
+pub use sipp::{Sipp, SippRun};

@@ -60,3 +60,9 @@ pub struct Transmit {
     pub peer: Peer,
     pub bytes: Bytes,
 }
+
+mod hub;
+mod tcp;
+mod udp;
+
+pub use hub::{Inbound, SipTransports, TransportConfig};

@@ -1,0 +1,479 @@
+//! `hark pbx …`: the command-line contract of SPEC.md §4.
+
+use clap::{Args, Subcommand, ValueEnum};
+use hark_pbx::store::{NewUser, Role, Store};
+use hark_sip::auth::{ha1, Algorithm};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum PbxCommand {
+    /// Create a new PBX data directory: database, default tenant and admin account.
+    Init(InitArgs),
+    /// Run the PBX: SIP registrar on UDP and TCP, HTTP health and metrics.
+    Serve(ServeArgs),
+    /// Add or change extensions.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Add tenants or change a tenant's recording switches.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Change system-wide settings.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Args)]
+pub struct DataArg {
+    /// The PBX data directory (database, recordings, config).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// SIP domain of the default tenant; phones register as EXT@DOMAIN. Requests to the
+    /// server's IP address also reach this tenant.
+    #[arg(long)]
+    domain: String,
+    /// Name of the default tenant.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// Password of the system administrator account `admin` (web console, admin API).
+    /// When omitted, a random one is generated and printed once.
+    #[arg(long, value_name = "PW")]
+    admin_password: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Address for SIP over UDP and TCP (port 0 picks a free port, printed at start).
+    #[arg(long, default_value = "0.0.0.0:5060", value_name = "ADDR:PORT")]
+    sip: SocketAddr,
+    /// Address for HTTP: /healthz, /metrics (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    http: SocketAddr,
+    /// UDP port range for relayed media.
+    #[arg(long, default_value = "20000-29999", value_name = "LO-HI", value_parser = parse_port_range)]
+    rtp_ports: (u16, u16),
+    /// Log every SIP message sent and received.
+    #[arg(long)]
+    sip_trace: bool,
+    /// Shortest registration interval accepted; shorter requests get 423 Interval Too Brief.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    min_expires: u32,
+    /// Longest registration interval granted.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    max_expires: u32,
+    /// Failed authentications from one address (within a minute) before it is banned.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    auth_ban_after: u32,
+    /// How long a banned address gets 403 to everything.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    auth_ban_secs: u64,
+    /// Digest algorithms offered, in order. MD5 first by default: many phones (and sipp)
+    /// read only the first challenge and know only MD5. `SHA-256` alone refuses MD5.
+    #[arg(long, default_value = "MD5,SHA-256", value_name = "LIST", value_parser = parse_algorithms)]
+    digest_algorithms: AlgorithmList,
+}
+
+#[derive(Clone, Debug)]
+pub struct AlgorithmList(Vec<Algorithm>);
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add an extension to a tenant.
+    Add(UserAddArgs),
+    /// Change an extension's recording switches.
+    Set(UserSetArgs),
+    /// List a tenant's extensions.
+    List(UserListArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl From<OnOff> for bool {
+    fn from(v: OnOff) -> bool {
+        matches!(v, OnOff::On)
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    User,
+    TenantAdmin,
+}
+
+#[derive(Args)]
+pub struct UserAddArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Tenant name (see `hark pbx init --tenant`).
+    #[arg(long)]
+    tenant: String,
+    /// Extension number, also the SIP user name.
+    #[arg(long)]
+    ext: String,
+    /// SIP password (stored only as digest hashes).
+    #[arg(long)]
+    password: String,
+    /// Record this user's audio calls (when the tenant's audio recording is on).
+    #[arg(long, default_value = "on")]
+    record_audio: OnOff,
+    /// Record this user's video calls (when the tenant's video recording is on).
+    #[arg(long, default_value = "on")]
+    record_video: OnOff,
+    #[arg(long, default_value = "user")]
+    role: RoleArg,
+    /// Name shown to other users.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct UserSetArgs {
+    #[command(flatten)]
+    data: DataArg,
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    ext: String,
+    #[arg(long)]
+    record_audio: Option<OnOff>,
+    #[arg(long)]
+    record_video: Option<OnOff>,
+}
+
+#[derive(Args)]
+pub struct UserListArgs {
+    #[command(flatten)]
+    data: DataArg,
+    #[arg(long)]
+    tenant: String,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant served under its own SIP domain.
+    Add(TenantAddArgs),
+    /// Change a tenant's recording switches.
+    Set(TenantSetArgs),
+}
+
+#[derive(Args)]
+pub struct TenantAddArgs {
+    #[command(flatten)]
+    data: DataArg,
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    domain: String,
+}
+
+#[derive(Args)]
+pub struct TenantSetArgs {
+    #[command(flatten)]
+    data: DataArg,
+    #[arg(long)]
+    tenant: String,
+    /// "Enable extension audio recording" for every user of the tenant.
+    #[arg(long)]
+    audio_recording: Option<OnOff>,
+    /// "Enable extension video recording" for every user of the tenant.
+    #[arg(long)]
+    video_recording: Option<OnOff>,
+}
+
+#[derive(Subcommand)]
+pub enum SystemCommand {
+    /// Change system settings.
+    Set(SystemSetArgs),
+}
+
+#[derive(Args)]
+pub struct SystemSetArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Keep recording a call when only external parties remain (after a transfer or forward).
+    #[arg(long)]
+    record_between_external_numbers: OnOff,
+}
+
+fn parse_algorithms(s: &str) -> Result<AlgorithmList, String> {
+    let algs: Vec<Algorithm> = s
+        .split(',')
+        .map(|a| a.trim().parse::<Algorithm>().map_err(|_| format!("unknown digest algorithm {a:?}: use MD5 and/or SHA-256")))
+        .collect::<Result<_, _>>()?;
+    if algs.is_empty() {
+        return Err("give at least one algorithm".into());
+    }
+    Ok(AlgorithmList(algs))
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').ok_or("expected LO-HI, e.g. 20000-29999")?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("bad port {lo}"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("bad port {hi}"))?;
+    if lo == 0 || lo > hi || (hi - lo) < 1 {
+        return Err(format!("{s}: the range needs LO >= 1 and at least two ports"));
+    }
+    Ok((lo, hi))
+}
+
+pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn run(cmd: PbxCommand) -> CliResult {
+    match cmd {
+        PbxCommand::Init(a) => init(a),
+        PbxCommand::Serve(a) => serve(a),
+        PbxCommand::User(UserCommand::Add(a)) => user_add(a),
+        PbxCommand::User(UserCommand::Set(a)) => user_set(a),
+        PbxCommand::User(UserCommand::List(a)) => user_list(a),
+        PbxCommand::Tenant(TenantCommand::Add(a)) => tenant_add(a),
+        PbxCommand::Tenant(TenantCommand::Set(a)) => tenant_set(a),
+        PbxCommand::System(SystemCommand::Set(a)) => {
+            let store = open_existing(&a.data.data)?;
+            store.set_record_between_external_numbers(a.record_between_external_numbers.into())?;
+            Ok(())
+        }
+    }
+}
+
+fn open_existing(dir: &Path) -> Result<Store, Box<dyn std::error::Error>> {
+    let db = hark_pbx::serve::database_path(dir);
+    if !db.exists() {
+        return Err(format!("no PBX data in {}: run `hark pbx init --data {} --domain DOMAIN` first", dir.display(), dir.display()).into());
+    }
+    Ok(Store::open(&db)?)
+}
+
+fn hashes(ext: &str, domain: &str, password: &str) -> (String, String) {
+    (ha1(Algorithm::Md5, ext, domain, password), ha1(Algorithm::Sha256, ext, domain, password))
+}
+
+fn init(a: InitArgs) -> CliResult {
+    let dir = &a.data.data;
+    let db = hark_pbx::serve::database_path(dir);
+    if db.exists() {
+        return Err(format!("{} already holds a PBX; use `hark pbx tenant/user/system` to change it", dir.display()).into());
+    }
+    let domain = hark_pbx::store::normalize_domain(&a.domain)?;
+    hark_pbx::store::validate_tenant_name(&a.tenant)?;
+    let created_dir = !dir.exists();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Build the database under a temporary name and rename it into place, so a failure
+    // leaves nothing half-written behind.
+    let tmp = dir.join(".hark.db.init");
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| -> Result<Option<String>, Box<dyn std::error::Error>> {
+        let mut store = Store::open(&tmp)?;
+        let tenant = store.create_tenant(&a.tenant, &domain, true)?;
+        let (password, generated) = match &a.admin_password {
+            Some(p) => (p.clone(), None),
+            None => {
+                let p = random_password();
+                (p.clone(), Some(p))
+            }
+        };
+        let (md5, sha) = hashes("admin", &domain, &password);
+        store.add_user(NewUser {
+            tenant_id: tenant,
+            extension: "admin".into(),
+            display_name: "Administrator".into(),
+            ha1_md5: md5,
+            ha1_sha256: sha,
+            realm: domain.clone(),
+            role: Role::SystemAdmin,
+            record_audio: true,
+            record_video: true,
+        })?;
+        // Closing the last connection folds the WAL into the file we are about to rename.
+        drop(store);
+        Ok(generated)
+    })();
+    match result {
+        Ok(generated) => {
+            std::fs::rename(&tmp, &db).map_err(|e| format!("cannot create {}: {e}", db.display()))?;
+            cleanup_sidecars(&tmp);
+            std::fs::create_dir_all(dir.join("recordings"))?;
+            println!("Initialised PBX in {} for domain {domain} (tenant {}).", dir.display(), a.tenant);
+            if let Some(p) = generated {
+                println!("Administrator login: admin / {p}  (shown once; keep it)");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            cleanup_sidecars(&tmp);
+            if created_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn cleanup_sidecars(db: &Path) {
+    for suffix in ["-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn user_add(a: UserAddArgs) -> CliResult {
+    let store = open_existing(&a.data.data)?;
+    let tenant = store
+        .tenant_by_name(&a.tenant)?
+        .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
+    hark_pbx::store::validate_extension(&a.ext)?;
+    if a.password.is_empty() {
+        return Err("the password must not be empty".into());
+    }
+    let (md5, sha) = hashes(&a.ext, &tenant.domain, &a.password);
+    store.add_user(NewUser {
+        tenant_id: tenant.id,
+        extension: a.ext.clone(),
+        display_name: a.name.unwrap_or_else(|| a.ext.clone()),
+        ha1_md5: md5,
+        ha1_sha256: sha,
+        realm: tenant.domain.clone(),
+        role: match a.role {
+            RoleArg::User => Role::User,
+            RoleArg::TenantAdmin => Role::TenantAdmin,
+        },
+        record_audio: a.record_audio.into(),
+        record_video: a.record_video.into(),
+    })?;
+    println!("Added extension {}@{} (tenant {}).", a.ext, tenant.domain, tenant.name);
+    Ok(())
+}
+
+fn user_set(a: UserSetArgs) -> CliResult {
+    let store = open_existing(&a.data.data)?;
+    let tenant = store
+        .tenant_by_name(&a.tenant)?
+        .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
+    if a.record_audio.is_none() && a.record_video.is_none() {
+        return Err("nothing to change: give --record-audio and/or --record-video".into());
+    }
+    store.update_user_recording(tenant.id, &a.ext, a.record_audio.map(Into::into), a.record_video.map(Into::into))?;
+    Ok(())
+}
+
+fn user_list(a: UserListArgs) -> CliResult {
+    let store = open_existing(&a.data.data)?;
+    let tenant = store
+        .tenant_by_name(&a.tenant)?
+        .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
+    let users = store.list_users(tenant.id)?;
+    if a.json {
+        let rows: Vec<_> = users
+            .iter()
+            .map(|u| {
+                serde_json::json!({
+                    "extension": u.extension,
+                    "display_name": u.display_name,
+                    "role": u.role.to_string(),
+                    "record_audio_calls": u.record_audio_calls,
+                    "record_video_calls": u.record_video_calls,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        println!("{:<12} {:<8} {:<8} {:<14} NAME", "EXTENSION", "AUDIO", "VIDEO", "ROLE");
+        for u in users {
+            let on = |b: bool| if b { "on" } else { "off" };
+            println!("{:<12} {:<8} {:<8} {:<14} {}", u.extension, on(u.record_audio_calls), on(u.record_video_calls), u.role.to_string(), u.display_name);
+        }
+    }
+    Ok(())
+}
+
+fn tenant_add(a: TenantAddArgs) -> CliResult {
+    let mut store = open_existing(&a.data.data)?;
+    hark_pbx::store::validate_tenant_name(&a.tenant)?;
+    let domain = hark_pbx::store::normalize_domain(&a.domain)?;
+    store.create_tenant(&a.tenant, &domain, false)?;
+    println!("Added tenant {} for domain {domain}.", a.tenant);
+    Ok(())
+}
+
+fn tenant_set(a: TenantSetArgs) -> CliResult {
+    let store = open_existing(&a.data.data)?;
+    let tenant = store
+        .tenant_by_name(&a.tenant)?
+        .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
+    if a.audio_recording.is_none() && a.video_recording.is_none() {
+        return Err("nothing to change: give --audio-recording and/or --video-recording".into());
+    }
+    store.set_tenant_recording(tenant.id, a.audio_recording.map(Into::into), a.video_recording.map(Into::into))?;
+    Ok(())
+}
+
+fn serve(a: ServeArgs) -> CliResult {
+    init_logging();
+    let config = hark_pbx::serve::ServeConfig {
+        data_dir: a.data.data,
+        sip: a.sip,
+        http: a.http,
+        rtp_ports: a.rtp_ports,
+        sip_trace: a.sip_trace,
+        registrar: hark_pbx::registrar::RegistrarConfig {
+            min_expires: a.min_expires,
+            max_expires: a.max_expires.max(a.min_expires),
+            default_expires: a.max_expires.max(a.min_expires),
+            ..Default::default()
+        },
+        guard: hark_pbx::auth_guard::GuardConfig {
+            max_failures: a.auth_ban_after.max(1),
+            ban: std::time::Duration::from_secs(a.auth_ban_secs),
+            ..Default::default()
+        },
+        digest_algorithms: a.digest_algorithms.0,
+    };
+    // Two workers: the SIP loop owns one; HTTP and TCP connections share the other.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(hark_pbx::serve::serve(config, shutdown_signal()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

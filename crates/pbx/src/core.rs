@@ -1,0 +1,276 @@
+//! The PBX's sans-IO heart: SIP in, SIP out, no sockets and no clock. The serve loop
+//! feeds it what arrives (`handle_inbound`) and the time (`handle_timeout`), and drains
+//! what it wants sent (`poll_transmit`) and stored (`poll_event`).
+
+use crate::auth_guard::{AuthGuard, GuardConfig};
+use crate::directory::Directory;
+use crate::registrar::{apply_register, contacts_for_response, BindingChange, Location, RegistrarConfig, UserKey};
+use bytes::Bytes;
+use hark_sip::auth::{AuthError, DigestCredentials, DigestServer};
+use hark_sip::rsip::headers::UntypedHeader;
+use hark_sip::rsip::{self, Header, Method, Request, SipMessage};
+use hark_sip::transaction::{Incoming, ServerTxId, TimerConfig, TransactionLayer};
+use hark_sip::transport::{Inbound, Peer, Transmit};
+use hark_sip::rsip::headers::ToTypedHeader;
+use hark_sip::rsip::message::HeadersExt;
+use hark_sip::{response_to, status, Tag};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub const ALLOW: &str = "REGISTER, OPTIONS";
+pub const SERVER: &str = concat!("Hark/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    pub registrar: RegistrarConfig,
+    pub guard: GuardConfig,
+    pub nonce_lifetime: Duration,
+    pub nonce_secret: [u8; 32],
+    /// Digest algorithms in the order challenges offer them.
+    pub digest_algorithms: Vec<hark_sip::auth::Algorithm>,
+    pub timers: TimerConfig,
+}
+
+/// What the core asks its driver to do besides sending.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoreEvent {
+    /// Registrations changed; persist them so they survive a restart.
+    Bindings(Vec<BindingChange>),
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub requests: u64,
+    pub malformed: u64,
+    pub auth_failures: u64,
+    pub bans: u64,
+    pub banned_requests: u64,
+    pub registers_ok: u64,
+}
+
+pub struct PbxCore {
+    config: CoreConfig,
+    tx: TransactionLayer,
+    digest: DigestServer,
+    guard: AuthGuard,
+    location: Location,
+    directory: Directory,
+    out: VecDeque<Transmit>,
+    events: VecDeque<CoreEvent>,
+    stats: Stats,
+}
+
+impl PbxCore {
+    pub fn new(config: CoreConfig, directory: Directory, location: Location, now: Instant) -> Self {
+        Self {
+            tx: TransactionLayer::new(config.timers.clone()),
+            digest: DigestServer::new(config.nonce_secret, config.nonce_lifetime, now)
+                .with_algorithms(&config.digest_algorithms)
+                // Phones reach us by domain, by address, through NAT: the host they
+                // hashed need not be the one in the Request-URI.
+                .with_uri_policy(hark_sip::auth::UriPolicy::SameUser),
+            guard: AuthGuard::new(config.guard.clone()),
+            location,
+            directory,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// Replaces the tenants/users view (after an admin change).
+    pub fn set_directory(&mut self, directory: Directory) {
+        self.directory = directory;
+    }
+
+    pub fn registrations(&self) -> usize {
+        self.location.len()
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
+        match inbound {
+            Inbound::Message { peer, msg: SipMessage::Request(req) } => {
+                self.stats.requests += 1;
+                match self.tx.handle_request(now, req, peer) {
+                    Some(Incoming::Request { id, req, from }) => self.on_request(now, id, req, from),
+                    // No dialogs yet: ACKs for our 2xx and CANCELs need nothing more.
+                    Some(_) | None => {}
+                }
+            }
+            Inbound::Message { peer, msg: SipMessage::Response(resp) } => {
+                let _ = self.tx.handle_response(now, resp, peer);
+            }
+            Inbound::Malformed { peer, error, raw } => {
+                self.stats.malformed += 1;
+                tracing::debug!(%peer, %error, "malformed message");
+                if self.guard.check(peer.addr.ip(), now) {
+                    return;
+                }
+                let reason = format!("Bad Request ({error})");
+                if let Some(reply) = hark_sip::parse::bad_request_reply(&raw, &reason) {
+                    self.out.push_back(Transmit { peer, bytes: Bytes::from(reply) });
+                }
+            }
+            Inbound::Ping { peer } => {
+                self.out.push_back(Transmit { peer, bytes: Bytes::from_static(b"\r\n") });
+            }
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        while self.tx.poll_event().is_some() {}
+        let expired = self.location.expire(now);
+        if !expired.is_empty() {
+            let changes = expired.into_iter().map(|(u, c)| BindingChange::Remove(u, c)).collect();
+            self.events.push_back(CoreEvent::Bindings(changes));
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front().or_else(|| self.tx.poll_transmit())
+    }
+
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.tx.poll_timeout(), self.location.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
+        if self.guard.check(from.addr.ip(), now) {
+            self.stats.banned_requests += 1;
+            self.reply(now, &id, &req, 403, "Forbidden", vec![]);
+            return;
+        }
+        match req.method {
+            Method::Register => self.on_register(now, id, req, from),
+            Method::Options => {
+                let headers = vec![
+                    Header::Allow(rsip::headers::Allow::new(ALLOW)),
+                    Header::Accept(rsip::headers::Accept::new("application/sdp")),
+                ];
+                self.reply(now, &id, &req, 200, "OK", headers);
+            }
+            Method::Ack => {}
+            _ => {
+                let headers = vec![Header::Allow(rsip::headers::Allow::new(ALLOW))];
+                self.reply(now, &id, &req, 501, "Not Implemented", headers);
+            }
+        }
+    }
+
+    fn on_register(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
+        // The AOR names the tenant (its domain) and the user (its user part).
+        let to_uri = match req.to_header().and_then(|h| h.typed()) {
+            Ok(to) => to.uri,
+            Err(_) => return self.reply(now, &id, &req, 400, "Malformed To", vec![]),
+        };
+        let host = to_uri.host_with_port.to_string();
+        let Some(tenant) = self.directory.tenant_for_host(&host).cloned() else {
+            return self.reply(now, &id, &req, 404, "Domain Not Served", vec![]);
+        };
+        let Some(extension) = to_uri.user().map(str::to_owned) else {
+            return self.reply(now, &id, &req, 400, "No User In To", vec![]);
+        };
+        let realm = tenant.domain.clone();
+        let Some(auth_value) = req.headers.iter().find_map(|h| match h {
+            Header::Authorization(a) => Some(a.value().to_owned()),
+            _ => None,
+        }) else {
+            return self.challenge(now, &id, &req, &realm, false);
+        };
+        let creds = match DigestCredentials::parse(&auth_value).map_err(AuthError::from) {
+            Ok(c) => c,
+            // e.g. MD5-sess: offer what we support instead.
+            Err(AuthError::UnsupportedAlgorithm(_)) => return self.challenge(now, &id, &req, &realm, false),
+            Err(_) => return self.reply(now, &id, &req, 400, "Malformed Authorization", vec![]),
+        };
+        let key = UserKey { tenant_id: tenant.id, extension: extension.clone() };
+        let directory = &self.directory;
+        let lookup = |username: &str, alg| {
+            if username != extension {
+                return None;
+            }
+            directory.user(&key).map(|u| match alg {
+                hark_sip::auth::Algorithm::Md5 => u.ha1_md5.clone(),
+                hark_sip::auth::Algorithm::Sha256 => u.ha1_sha256.clone(),
+            })
+        };
+        let uri = req.uri.to_string();
+        match self.digest.verify(now, "REGISTER", &uri, &creds, &realm, lookup) {
+            Ok(_) => {}
+            // An out-of-order nonce-count (parallel requests over UDP) is refused like a stale
+            // nonce: a fresh challenge, and no mark against the address.
+            Err(AuthError::Stale | AuthError::Replayed(_)) => return self.challenge(now, &id, &req, &realm, true),
+            Err(AuthError::Malformed(_)) => return self.reply(now, &id, &req, 400, "Malformed Authorization", vec![]),
+            Err(err) => {
+                self.stats.auth_failures += 1;
+                tracing::info!(peer = %from, user = %creds.username, realm = %realm, error = %err, "REGISTER authentication failed");
+                if self.guard.record_failure(from.addr.ip(), now) {
+                    self.stats.bans += 1;
+                    return self.reply(now, &id, &req, 403, "Forbidden", vec![]);
+                }
+                return self.challenge(now, &id, &req, &realm, false);
+            }
+        }
+        self.guard.record_success(from.addr.ip());
+        match apply_register(&mut self.location, &key, &req, from, now, &self.config.registrar) {
+            Ok(changes) => {
+                self.stats.registers_ok += 1;
+                if !changes.is_empty() {
+                    self.events.push_back(CoreEvent::Bindings(changes));
+                }
+                let headers: Vec<Header> = contacts_for_response(&self.location, &key, now)
+                    .into_iter()
+                    .map(|c| Header::Contact(rsip::headers::Contact::new(c)))
+                    .collect();
+                self.reply(now, &id, &req, 200, "OK", headers);
+            }
+            Err(err) => {
+                let mut headers = vec![];
+                if let crate::registrar::RegisterError::IntervalTooBrief { min_expires } = err {
+                    headers.push(Header::MinExpires(rsip::headers::MinExpires::new(min_expires.to_string())));
+                }
+                self.reply(now, &id, &req, err.status_code(), &err.to_string(), headers);
+            }
+        }
+    }
+
+    fn challenge(&mut self, now: Instant, id: &ServerTxId, req: &Request, realm: &str, stale: bool) {
+        let headers = self
+            .digest
+            .challenge(now, realm, stale)
+            .into_iter()
+            .map(|v| Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(v)))
+            .collect();
+        self.reply(now, id, req, 401, "Unauthorized", headers);
+    }
+
+    fn reply(&mut self, now: Instant, id: &ServerTxId, req: &Request, code: u16, reason: &str, extra: Vec<Header>) {
+        let tag = Tag::random();
+        let mut resp = response_to(req, status(code, reason), Some(&tag));
+        for h in extra {
+            resp.headers.push(h);
+        }
+        resp.headers.push(Header::Server(rsip::headers::Server::new(SERVER)));
+        if let Err(e) = self.tx.send_response(now, id, resp) {
+            tracing::warn!(error = %e, "could not send response");
+        }
+    }
+}

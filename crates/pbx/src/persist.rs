@@ -1,0 +1,175 @@
+//! Between the in-memory core and SQLite: loading tenants, users and live registrations
+//! at start, and writing registration changes behind the core's back, batched, so a
+//! REGISTER never waits on the disk.
+
+use crate::directory::{Directory, TenantInfo, UserAuth};
+use crate::registrar::{Binding, BindingChange, Location, UserKey};
+use crate::store::{self, BindingOp, Store, StoreError, UserId};
+use hark_sip::transport::{Peer, Transport};
+use hark_sip::CallId;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Tenants and users as the registrar sees them.
+pub fn load_directory(store: &Store) -> Result<Directory, StoreError> {
+    Ok(load(store)?.0)
+}
+
+fn load(store: &Store) -> Result<(Directory, HashMap<UserId, UserKey>), StoreError> {
+    let mut dir = Directory::default();
+    let mut ids = HashMap::new();
+    for t in store.list_tenants()? {
+        dir.add_tenant(TenantInfo { id: t.id.0, name: t.name.clone(), domain: t.domain.clone() }, t.is_default);
+        for u in store.list_users(t.id)? {
+            let key = UserKey { tenant_id: t.id.0, extension: u.extension.clone() };
+            ids.insert(u.id, key.clone());
+            if !u.ha1_matches_realm(&t.domain) {
+                tracing::warn!(extension = %u.extension, tenant = %t.name, "password hashes are for an old domain; set a new password");
+                continue;
+            }
+            dir.add_user(key, UserAuth { ha1_md5: u.ha1_md5, ha1_sha256: u.ha1_sha256 });
+        }
+    }
+    Ok((dir, ids))
+}
+
+/// The directory plus the registrations that were live when the PBX last stopped.
+pub fn load_state(store: &mut Store, now: Instant) -> Result<(Directory, Location), StoreError> {
+    let (dir, ids) = load(store)?;
+    let mut location = Location::default();
+    let unix = unix_now();
+    for b in store.load_live_bindings(unix)? {
+        let Some(key) = ids.get(&b.user_id) else { continue };
+        let Some(source) = parse_source(&b.source) else { continue };
+        let left = Duration::from_secs(b.expires_at.saturating_sub(unix).max(0) as u64);
+        location.upsert(
+            key,
+            Binding {
+                contact: b.contact_uri,
+                expires_at: now + left,
+                q: b.q.map(|q| q.to_string()),
+                call_id: CallId::new(b.call_id),
+                cseq: b.cseq,
+                source,
+                user_agent: b.user_agent,
+                instance: b.instance_id,
+            },
+        );
+    }
+    Ok((dir, location))
+}
+
+fn source_string(p: &Peer) -> String {
+    format!("{}:{}", p.transport.via_name().to_ascii_lowercase(), p.addr)
+}
+
+fn parse_source(s: &str) -> Option<Peer> {
+    let (transport, addr) = s.split_once(':')?;
+    let transport = match transport {
+        "udp" => Transport::Udp,
+        "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
+        _ => return None,
+    };
+    Some(Peer { transport, addr: addr.parse().ok()? })
+}
+
+/// Writes registration changes on its own thread, one transaction per batch.
+pub struct BindingWriter {
+    tx: mpsc::Sender<Vec<BindingChange>>,
+    handle: JoinHandle<()>,
+}
+
+impl BindingWriter {
+    pub fn start(db: PathBuf) -> Result<Self, StoreError> {
+        let mut store = Store::open(&db)?;
+        let (tx, rx) = mpsc::channel::<Vec<BindingChange>>();
+        let handle = std::thread::Builder::new()
+            .name("hark-bindings".into())
+            .spawn(move || write_loop(&mut store, rx))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the registration writer: {e}")))?;
+        Ok(Self { tx, handle })
+    }
+
+    pub fn send(&self, changes: Vec<BindingChange>) {
+        let _ = self.tx.send(changes);
+    }
+
+    /// Writes what is queued and stops.
+    pub fn finish(self) {
+        drop(self.tx);
+        let _ = self.handle.join();
+    }
+}
+
+const MAX_BATCH: usize = 5_000;
+
+fn write_loop(store: &mut Store, rx: mpsc::Receiver<Vec<BindingChange>>) {
+    let mut ids: HashMap<UserKey, Option<UserId>> = HashMap::new();
+    while let Ok(first) = rx.recv() {
+        let mut changes = first;
+        while changes.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(more) => changes.extend(more),
+                Err(_) => break,
+            }
+        }
+        let (now, unix) = (Instant::now(), unix_now());
+        let mut ops = Vec::with_capacity(changes.len());
+        for change in changes {
+            let key = match &change {
+                BindingChange::Upsert(k, _) | BindingChange::Remove(k, _) => k.clone(),
+            };
+            let id = *ids.entry(key.clone()).or_insert_with(|| {
+                store
+                    .user_by_extension(store::TenantId(key.tenant_id), &key.extension)
+                    .ok()
+                    .flatten()
+                    .map(|u| u.id)
+            });
+            let Some(user_id) = id else { continue };
+            ops.push(match change {
+                BindingChange::Upsert(key, b) => {
+                    let left = b.expires_at.saturating_duration_since(now).as_secs() as i64;
+                    BindingOp::Upsert(store::Binding {
+                        user_id,
+                        aor: key.extension.clone(),
+                        contact_uri: b.contact,
+                        expires_at: unix + left,
+                        q: b.q.and_then(|q| q.parse().ok()),
+                        call_id: b.call_id.to_string(),
+                        cseq: b.cseq,
+                        source: source_string(&b.source),
+                        user_agent: b.user_agent,
+                        instance_id: b.instance,
+                        updated_at: unix,
+                    })
+                }
+                BindingChange::Remove(_, contact) => BindingOp::Delete { user_id, contact_uri: contact },
+            });
+        }
+        if let Err(e) = store.apply_binding_ops(&ops) {
+            // The in-memory bindings stay right; only a restart would lose these.
+            tracing::error!(error = %e, count = ops.len(), "could not persist registrations");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_round_trip() {
+        let p = Peer { transport: Transport::Tcp, addr: "127.0.0.1:5070".parse().unwrap() };
+        assert_eq!(parse_source(&source_string(&p)), Some(p));
+        assert_eq!(parse_source("sctp:1.2.3.4:5"), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! `hark pbx serve`: the tokio edge around `PbxCore`. One task owns the core and the SIP
+//! sockets; HTTP runs beside it; a plain thread writes registrations to SQLite behind the
+//! core's back so the hot path never waits on the disk.
+
+use crate::core::{CoreConfig, CoreEvent, PbxCore};
+use crate::http::{router, Metrics};
+use crate::persist::{load_state, BindingWriter};
+use crate::store::Store;
+use hark_sip::transport::{Inbound, SipTransports, Transmit, Transport, TransportConfig};
+use hark_sip::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub rtp_ports: (u16, u16),
+    pub sip_trace: bool,
+    pub registrar: crate::registrar::RegistrarConfig,
+    pub guard: crate::auth_guard::GuardConfig,
+    pub digest_algorithms: Vec<hark_sip::auth::Algorithm>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen for SIP on {addr}: {source}")]
+    SipBind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind { addr: SocketAddr, source: std::io::Error },
+    #[error("SIP socket failed: {0}")]
+    Socket(std::io::Error),
+    #[error("no PBX data in {0}: run `hark pbx init --data {0} --domain DOMAIN` first")]
+    NotInitialised(String),
+}
+
+/// How often the loop asks SQLite whether another process changed users or settings.
+const DIRECTORY_POLL: Duration = Duration::from_millis(250);
+
+pub fn database_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("hark.db")
+}
+
+/// Runs until `shutdown` resolves (SIGINT/SIGTERM in the CLI).
+pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServeError> {
+    let db = database_path(&config.data_dir);
+    if !db.exists() {
+        return Err(ServeError::NotInitialised(config.data_dir.display().to_string()));
+    }
+    let mut store = Store::open(&db)?;
+    let settings = store.system_settings()?;
+    let now = Instant::now();
+    let (directory, location) = load_state(&mut store, now)?;
+    tracing::info!(
+        tenants = directory.tenants().count(),
+        users = directory.user_count(),
+        bindings = location.len(),
+        "loaded PBX state"
+    );
+
+    let transports = SipTransports::bind(TransportConfig {
+        udp: Some(config.sip),
+        tcp: Some(config.sip),
+        limits: Limits::default(),
+    })
+    .await
+    .map_err(|source| ServeError::SipBind { addr: config.sip, source })?;
+    // TCP binds the same port UDP got, so port 0 means one free port for both.
+    let udp_addr = transports.local_addr(Transport::Udp).unwrap_or(config.sip);
+    let tcp_addr = transports.local_addr(Transport::Tcp).unwrap_or(config.sip);
+
+    let listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .map_err(|source| ServeError::HttpBind { addr: config.http, source })?;
+    let http_addr = listener.local_addr().map_err(|source| ServeError::HttpBind { addr: config.http, source })?;
+    let metrics = Arc::new(Metrics::default());
+    let app = router(metrics.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    let core_config = CoreConfig {
+        registrar: config.registrar.clone(),
+        guard: config.guard.clone(),
+        nonce_lifetime: Duration::from_secs(300),
+        nonce_secret: settings.nonce_secret,
+        digest_algorithms: config.digest_algorithms.clone(),
+        timers: Default::default(),
+    };
+    let mut core = PbxCore::new(core_config, directory, location, now);
+    let writer = BindingWriter::start(db.clone())?;
+    let mut data_version = store.data_version()?;
+
+    // Stable lines on stderr: scripts and tests wait for them.
+    eprintln!("SIP listening on udp:{udp_addr}");
+    eprintln!("SIP listening on tcp:{tcp_addr}");
+    eprintln!("HTTP listening on {http_addr}");
+    tracing::info!(%udp_addr, %tcp_addr, %http_addr, rtp = ?config.rtp_ports, "PBX ready");
+    metrics.ready.store(true, Ordering::Relaxed);
+
+    let mut transports = transports;
+    let mut directory_tick = tokio::time::interval(DIRECTORY_POLL);
+    directory_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            inbound = transports.recv() => {
+                let inbound = inbound.map_err(ServeError::Socket)?;
+                if config.sip_trace {
+                    trace_inbound(&inbound);
+                }
+                core.handle_inbound(Instant::now(), inbound);
+            }
+            _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                core.handle_timeout(Instant::now());
+            }
+            _ = directory_tick.tick() => {
+                match store.data_version() {
+                    Ok(v) if v != data_version => {
+                        data_version = v;
+                        match crate::persist::load_directory(&store) {
+                            Ok(dir) => {
+                                tracing::info!(users = dir.user_count(), "users or settings changed; reloaded");
+                                core.set_directory(dir);
+                            }
+                            Err(e) => tracing::error!(error = %e, "reloading users failed; keeping the old view"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot read the database version"),
+                }
+            }
+        }
+        while let Some(t) = core.poll_transmit() {
+            if config.sip_trace {
+                trace_outbound(&t);
+            }
+            transports.send(t);
+        }
+        while let Some(event) = core.poll_event() {
+            match event {
+                CoreEvent::Bindings(changes) => writer.send(changes),
+            }
+        }
+        publish(&metrics, &core);
+    }
+    metrics.ready.store(false, Ordering::Relaxed);
+    tracing::info!("shutting down: flushing registrations");
+    writer.finish();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn publish(metrics: &Metrics, core: &PbxCore) {
+    let s = core.stats();
+    metrics.registrations.store(core.registrations() as u64, Ordering::Relaxed);
+    metrics.requests.store(s.requests, Ordering::Relaxed);
+    metrics.malformed.store(s.malformed, Ordering::Relaxed);
+    metrics.auth_failures.store(s.auth_failures, Ordering::Relaxed);
+    metrics.bans.store(s.bans, Ordering::Relaxed);
+    metrics.banned_requests.store(s.banned_requests, Ordering::Relaxed);
+    metrics.registers_ok.store(s.registers_ok, Ordering::Relaxed);
+}
+
+fn trace_inbound(inbound: &Inbound) {
+    match inbound {
+        Inbound::Message { peer, msg } => {
+            let wire = hark_sip::encode(msg);
+            tracing::info!(target: "sip", "<<< from {peer}\n{}", String::from_utf8_lossy(&wire));
+        }
+        Inbound::Malformed { peer, error, raw } => {
+            tracing::info!(target: "sip", "<<< malformed from {peer} ({error})\n{}", String::from_utf8_lossy(raw));
+        }
+        Inbound::Ping { peer } => tracing::debug!(target: "sip", "<<< keep-alive from {peer}"),
+    }
+}
+
+fn trace_outbound(t: &Transmit) {
+    tracing::info!(target: "sip", ">>> to {}\n{}", t.peer, String::from_utf8_lossy(&t.bytes));
+}

@@ -1,0 +1,174 @@
+//! Numbered schema migrations, applied in order, each exactly once.
+//!
+//! Rules for adding one: append a new entry with the next version; never edit or reorder a
+//! released entry (databases in the field already ran it). The applied versions are kept
+//! in `schema_migrations` rather than `PRAGMA user_version` so a PostgreSQL backend can use
+//! the same bookkeeping table.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::{StoreError, settings};
+
+pub(super) struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+    /// Rows that need Rust to compute (random secrets), run in the same transaction.
+    pub seed: Option<fn(&Transaction<'_>) -> rusqlite::Result<()>>,
+}
+
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tenants, users, registrations, system settings",
+    sql: V1_INITIAL,
+    seed: Some(settings::seed_system_settings),
+}];
+
+/// The newest schema version this build knows.
+pub(super) fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Brings the database up to `latest_version()`. Returns the version it is at afterwards.
+///
+/// BEGIN IMMEDIATE takes the write lock before the version is read, so a CLI and a server
+/// opening the same fresh file at once cannot both apply migration 1; the second waits
+/// (busy timeout), then sees it done. All pending migrations commit together or not at all.
+pub(super) fn run(conn: &mut Connection) -> Result<u32, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            applied_at INTEGER NOT NULL DEFAULT (unixepoch())
+        ) STRICT;",
+    )?;
+    let current: u32 =
+        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let latest = latest_version();
+    if current > latest {
+        return Err(StoreError::SchemaTooNew { found: current, supported: latest });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.execute_batch(m.sql)?;
+        if let Some(seed) = m.seed {
+            seed(&tx)?;
+        }
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+            (m.version, m.name),
+        )?;
+        tracing::info!(version = m.version, name = m.name, "applied database migration");
+    }
+    tx.commit()?;
+    Ok(latest)
+}
+
+/// Version 1. STRICT tables so a wrong type is an error, not a silent conversion; CHECKs
+/// repeat the validators' cheapest rules so other writers cannot break invariants.
+const V1_INITIAL: &str = "
+-- One row (id = 1): typed columns instead of key/value, so every setting has a type and a
+-- default; new settings arrive as ALTER TABLE ... ADD COLUMN ... DEFAULT in later versions.
+CREATE TABLE system_settings (
+    id                               INTEGER PRIMARY KEY CHECK (id = 1),
+    record_between_external_numbers  INTEGER NOT NULL DEFAULT 1
+                                     CHECK (record_between_external_numbers IN (0, 1)),
+    -- 32 random bytes, lower-case hex: keys the HMAC in stateless digest nonces.
+    nonce_secret                     TEXT NOT NULL CHECK (length(nonce_secret) = 64)
+) STRICT;
+
+CREATE TABLE tenants (
+    id               INTEGER PRIMARY KEY,
+    -- NOCASE: admins type --tenant Office or --tenant office and mean the same tenant.
+    name             TEXT NOT NULL COLLATE NOCASE UNIQUE,
+    domain           TEXT NOT NULL UNIQUE
+                     CHECK (domain = lower(domain) AND length(domain) BETWEEN 1 AND 253),
+    audio_recording  INTEGER NOT NULL DEFAULT 0 CHECK (audio_recording IN (0, 1)),
+    video_recording  INTEGER NOT NULL DEFAULT 0 CHECK (video_recording IN (0, 1)),
+    -- The default tenant answers requests addressed to an IP literal.
+    is_default       INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),
+    created_at       INTEGER NOT NULL DEFAULT (unixepoch())
+) STRICT;
+
+-- At most one default tenant, enforced by the database; the store keeps it at exactly one.
+CREATE UNIQUE INDEX tenants_single_default ON tenants (is_default) WHERE is_default = 1;
+
+CREATE TABLE users (
+    id                  INTEGER PRIMARY KEY,
+    tenant_id           INTEGER NOT NULL REFERENCES tenants (id),
+    -- Case-sensitive: the SIP user part is compared case-sensitively (RFC 3261 §19.1.4).
+    extension           TEXT NOT NULL CHECK (length(extension) BETWEEN 1 AND 32),
+    display_name        TEXT NOT NULL DEFAULT '',
+    -- Never plain passwords: HA1 = H(extension:realm:password), per algorithm.
+    ha1_md5             TEXT NOT NULL CHECK (length(ha1_md5) = 32),
+    ha1_sha256          TEXT NOT NULL CHECK (length(ha1_sha256) = 64),
+    -- The realm the HA1s were computed for; when the tenant domain changes they are stale.
+    ha1_realm           TEXT NOT NULL,
+    role                TEXT NOT NULL DEFAULT 'user'
+                        CHECK (role IN ('user', 'tenant-admin', 'system-admin')),
+    record_audio_calls  INTEGER NOT NULL DEFAULT 1 CHECK (record_audio_calls IN (0, 1)),
+    record_video_calls  INTEGER NOT NULL DEFAULT 1 CHECK (record_video_calls IN (0, 1)),
+    created_at          INTEGER NOT NULL DEFAULT (unixepoch()),
+    UNIQUE (tenant_id, extension)
+) STRICT;
+
+-- Registrar bindings, persisted so phones stay reachable across a server restart.
+CREATE TABLE registrations (
+    id           INTEGER PRIMARY KEY,
+    user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    aor          TEXT NOT NULL,
+    contact_uri  TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL,              -- unix seconds
+    q            REAL CHECK (q IS NULL OR (q >= 0.0 AND q <= 1.0)),
+    call_id      TEXT NOT NULL,
+    cseq         INTEGER NOT NULL CHECK (cseq BETWEEN 0 AND 4294967295),
+    source       TEXT NOT NULL,                 -- transport:ip:port the REGISTER came from
+    user_agent   TEXT,
+    instance_id  TEXT,                          -- +sip.instance (RFC 5626), if sent
+    updated_at   INTEGER NOT NULL,
+    UNIQUE (user_id, contact_uri)
+) STRICT;
+
+-- The startup purge deletes by expiry.
+CREATE INDEX registrations_expires_at ON registrations (expires_at);
+
+-- Bumped by triggers on every change to settings, tenants or users, and by nothing else.
+-- PRAGMA data_version tells the server that *some* other connection committed, which
+-- includes its own registration writer; this counter tells whether the configuration
+-- (what its caches hold) was among the changes, so binding writes never cause reloads.
+CREATE TABLE config_version (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    version  INTEGER NOT NULL
+) STRICT;
+INSERT INTO config_version (id, version) VALUES (1, 0);
+CREATE TRIGGER system_settings_insert_bumps_config AFTER INSERT ON system_settings
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER system_settings_update_bumps_config AFTER UPDATE ON system_settings
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER system_settings_delete_bumps_config AFTER DELETE ON system_settings
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER tenants_insert_bumps_config AFTER INSERT ON tenants
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER tenants_update_bumps_config AFTER UPDATE ON tenants
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER tenants_delete_bumps_config AFTER DELETE ON tenants
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER users_insert_bumps_config AFTER INSERT ON users
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER users_update_bumps_config AFTER UPDATE ON users
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER users_delete_bumps_config AFTER DELETE ON users
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_strictly_increase_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "migration {} out of order", m.name);
+        }
+    }
+}

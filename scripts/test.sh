@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every test of the project: unit, property, and end-to-end against real SIP peers.
+# Installs what it needs on Debian when missing. CI runs this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+need_rust
+# Real peers the end-to-end tests start (tests/): sipp, baresip, linphonec.
+apt_need sip-tester:sipp baresip-core:baresip linphone-cli:linphonec
+
+echo ">> building" >&2
+cargo build --workspace --bins --tests --quiet
+
+# The fuzz targets must keep building (they are run by hand: see fuzz/README.md).
+echo ">> checking fuzz targets build" >&2
+cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
+
+echo ">> running tests" >&2
+if command -v cargo-nextest >/dev/null 2>&1; then
+    # The e2e tests start servers and peers: two at a time on a 2-core machine.
+    cargo nextest run --workspace --test-threads 2 --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast -- --test-threads 2
+fi
