@@ -130,8 +130,13 @@ fn register_with_digest_auth_and_the_200_lists_the_contact_with_expires() {
 
     pbx.wait_metric(METRIC, 1.0, SETTLE);
 
-    // Registering the same contact again refreshes it, it does not add a second binding.
-    register(&pbx);
+    // Registering the same contact again (new Call-ID) updates it, it does not add a
+    // second binding (RFC 3261 §10.3 step 7).
+    let again = Sipp::against("register_auth.xml", &pbx).auth(EXT, PASSWORD).local_port(run.local_port).run();
+    again.assert_success(&pbx);
+    let ok = again.received().pop().expect("a 200 OK");
+    let listed = headers(&ok, "Contact").iter().flat_map(|v| split_contacts(v)).count();
+    assert_eq!(listed, 1, "one contact, registered twice, listed more than once:\n{ok}");
     pbx.wait_metric(METRIC, 1.0, SETTLE);
 }
 

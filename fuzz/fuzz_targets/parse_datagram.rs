@@ -6,7 +6,7 @@
 
 use hark_sip::rsip::message::HasHeaders;
 use hark_sip::rsip::{Header, SipMessage};
-use hark_sip::{Limits, encode, parse_datagram};
+use hark_sip::{encode, parse_datagram, Limits};
 use libfuzzer_sys::fuzz_target;
 
 /// Encoding expands compact names and splits header lists, so the re-encoded form may be

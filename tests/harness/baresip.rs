@@ -11,7 +11,9 @@
 //! - It refreshes at 90% of the expiry the registrar granted (the `expires` parameter of
 //!   its own Contact in the 200 OK); `regint` is the expiry it asks for.
 //! - Its digest code (libre) handles MD5 only, and gives up ("Register: Function not
-//!   implemented") when the *first* WWW-Authenticate carries another algorithm.
+//!   implemented") when *any* WWW-Authenticate of the 401 carries another algorithm, in
+//!   whatever order: against a PBX offering MD5 and SHA-256 it never registers. Serve it
+//!   with `--digest-algorithms MD5`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

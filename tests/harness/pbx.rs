@@ -87,7 +87,8 @@ impl PbxBuilder {
         }
 
         let mut cmd = Command::new(&bin);
-        cmd.args(["pbx", "serve", "--data", &data_arg, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        // --sip-trace: every SIP message in the log, the wire evidence for failure messages.
+        cmd.args(["pbx", "serve", "--data", &data_arg, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--sip-trace"])
             .args(&self.serve_args)
             .env("RUST_BACKTRACE", "1");
         let mut proc = Proc::spawn("hark pbx serve", &mut cmd);

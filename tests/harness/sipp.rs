@@ -34,6 +34,7 @@ pub struct Sipp {
     auth: Option<(String, String)>,
     extra: Vec<String>,
     scenario_timeout: Duration,
+    local_port: Option<u16>,
 }
 
 impl Sipp {
@@ -52,6 +53,7 @@ impl Sipp {
             auth: None,
             extra: Vec::new(),
             scenario_timeout: Duration::from_secs(20),
+            local_port: None,
         }
     }
 
@@ -80,6 +82,12 @@ impl Sipp {
         s
     }
 
+    /// sipp's local port (-p); by default a free one. Reusing a port reuses the Contact.
+    pub fn local_port(mut self, port: u16) -> Sipp {
+        self.local_port = Some(port);
+        self
+    }
+
     pub fn arg(mut self, arg: &str) -> Sipp {
         self.extra.push(arg.into());
         self
@@ -88,7 +96,7 @@ impl Sipp {
     pub fn run(self) -> SippRun {
         let sipp = require_peer("sipp");
         let dir = TempDir::new("sipp");
-        let local_port = free_port();
+        let local_port = self.local_port.unwrap_or_else(free_port);
         let domain = self.keys.iter().find(|(k, _)| k == "domain").map(|(_, v)| v.clone()).unwrap_or_default();
         let mut cmd = Command::new(sipp);
         cmd.current_dir(dir.path())
@@ -107,8 +115,8 @@ impl Sipp {
             .arg(dir.join("log.log"));
         if let Some((user, password)) = &self.auth {
             // The digest uri must equal the Request-URI (sip:DOMAIN); sipp's default is
-            // the remote address.
-            cmd.args(["-au", user, "-ap", password, "-auth_uri", &format!("sip:{domain}")]);
+            // the remote address, and it prefixes -auth_uri with "sip:" itself.
+            cmd.args(["-au", user, "-ap", password, "-auth_uri", &domain]);
         }
         for (k, v) in &self.keys {
             cmd.args(["-key", k, v]);

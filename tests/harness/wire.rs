@@ -173,6 +173,8 @@ pub struct TcpPeer {
     pub stream: TcpStream,
     buf: Vec<u8>,
     closed: bool,
+    /// Messages read while looking for another one.
+    stash: Vec<Vec<u8>>,
 }
 
 impl TcpPeer {
@@ -180,7 +182,7 @@ impl TcpPeer {
         let stream = TcpStream::connect_timeout(&server, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connecting to {server}: {e}"));
         stream.set_nodelay(true).ok();
-        TcpPeer { stream, buf: Vec::new(), closed: false }
+        TcpPeer { stream, buf: Vec::new(), closed: false, stash: Vec::new() }
     }
 
     pub fn local(&self) -> SocketAddr {
@@ -238,6 +240,27 @@ impl TcpPeer {
                 Err(_) => self.closed = true,
             }
         }
+    }
+
+    /// The first message (stashed earlier, or read now) that satisfies `wanted`; others
+    /// read meanwhile are stashed for later calls.
+    pub fn recv_where(&mut self, timeout: Duration, wanted: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+        if let Some(i) = self.stash.iter().position(|m| wanted(m)) {
+            return Some(self.stash.remove(i));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let raw = self.recv_message(deadline.saturating_duration_since(Instant::now()))?;
+            if wanted(&raw) {
+                return Some(raw);
+            }
+            self.stash.push(raw);
+        }
+    }
+
+    /// Messages read but not yet taken.
+    pub fn stashed(&self) -> &[Vec<u8>] {
+        &self.stash
     }
 
     /// Bytes received but not (yet) forming a message.

@@ -92,6 +92,19 @@ pub enum UserCommand {
     Set(UserSetArgs),
     /// List a tenant's extensions.
     List(UserListArgs),
+    /// Add many extensions at once from a CSV file of `extension,password[,name]` lines.
+    Import(UserImportArgs),
+}
+
+#[derive(Args)]
+pub struct UserImportArgs {
+    #[command(flatten)]
+    data: DataArg,
+    #[arg(long)]
+    tenant: String,
+    /// CSV file: one `extension,password[,display name]` per line; `#` starts a comment.
+    #[arg(long, value_name = "FILE")]
+    csv: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -240,6 +253,7 @@ pub fn run(cmd: PbxCommand) -> CliResult {
         PbxCommand::User(UserCommand::Add(a)) => user_add(a),
         PbxCommand::User(UserCommand::Set(a)) => user_set(a),
         PbxCommand::User(UserCommand::List(a)) => user_list(a),
+        PbxCommand::User(UserCommand::Import(a)) => user_import(a),
         PbxCommand::Tenant(TenantCommand::Add(a)) => tenant_add(a),
         PbxCommand::Tenant(TenantCommand::Set(a)) => tenant_set(a),
         PbxCommand::System(SystemCommand::Set(a)) => {
@@ -364,6 +378,39 @@ fn user_add(a: UserAddArgs) -> CliResult {
         record_video: a.record_video.into(),
     })?;
     println!("Added extension {}@{} (tenant {}).", a.ext, tenant.domain, tenant.name);
+    Ok(())
+}
+
+fn user_import(a: UserImportArgs) -> CliResult {
+    let mut store = open_existing(&a.data.data)?;
+    let tenant = store
+        .tenant_by_name(&a.tenant)?
+        .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
+    let text = std::fs::read_to_string(&a.csv).map_err(|e| format!("cannot read {}: {e}", a.csv.display()))?;
+    // Validate every line before writing any, so a bad file changes nothing.
+    let mut users = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.splitn(3, ',').map(str::trim);
+        let (Some(ext), Some(password)) = (fields.next(), fields.next()) else {
+            return Err(format!("{}:{}: expected extension,password[,name]", a.csv.display(), n + 1).into());
+        };
+        hark_pbx::store::validate_extension(ext).map_err(|e| format!("{}:{}: {e}", a.csv.display(), n + 1))?;
+        if password.is_empty() {
+            return Err(format!("{}:{}: empty password", a.csv.display(), n + 1).into());
+        }
+        let name = fields.next().filter(|s| !s.is_empty()).unwrap_or(ext);
+        let (md5, sha) = hashes(ext, &tenant.domain, password);
+        users.push(NewUser {
+            display_name: name.to_owned(),
+            ..NewUser::new(tenant.id, ext, md5, sha, tenant.domain.clone())
+        });
+    }
+    let count = store.add_users(&users)?;
+    println!("Imported {count} extensions into tenant {}.", tenant.name);
     Ok(())
 }
 

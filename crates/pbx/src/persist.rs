@@ -112,7 +112,8 @@ impl BindingWriter {
 const MAX_BATCH: usize = 5_000;
 
 fn write_loop(store: &mut Store, rx: mpsc::Receiver<Vec<BindingChange>>) {
-    let mut ids: HashMap<UserKey, Option<UserId>> = HashMap::new();
+    // (user id, address of record) per user, looked up once.
+    let mut ids: HashMap<UserKey, Option<(UserId, String)>> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut changes = first;
         while changes.len() < MAX_BATCH {
@@ -127,20 +128,18 @@ fn write_loop(store: &mut Store, rx: mpsc::Receiver<Vec<BindingChange>>) {
             let key = match &change {
                 BindingChange::Upsert(k, _) | BindingChange::Remove(k, _) => k.clone(),
             };
-            let id = *ids.entry(key.clone()).or_insert_with(|| {
-                store
-                    .user_by_extension(store::TenantId(key.tenant_id), &key.extension)
-                    .ok()
-                    .flatten()
-                    .map(|u| u.id)
+            let id = ids.entry(key.clone()).or_insert_with(|| {
+                let user = store.user_by_extension(store::TenantId(key.tenant_id), &key.extension).ok().flatten()?;
+                let tenant = store.tenant(user.tenant_id).ok().flatten()?;
+                Some((user.id, format!("sip:{}@{}", user.extension, tenant.domain)))
             });
-            let Some(user_id) = id else { continue };
+            let Some((user_id, aor)) = id.clone() else { continue };
             ops.push(match change {
-                BindingChange::Upsert(key, b) => {
+                BindingChange::Upsert(_, b) => {
                     let left = b.expires_at.saturating_duration_since(now).as_secs() as i64;
                     BindingOp::Upsert(store::Binding {
                         user_id,
-                        aor: key.extension.clone(),
+                        aor,
                         contact_uri: b.contact,
                         expires_at: unix + left,
                         q: b.q.and_then(|q| q.parse().ok()),

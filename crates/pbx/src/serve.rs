@@ -97,7 +97,10 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     };
     let mut core = PbxCore::new(core_config, directory, location, now);
     let writer = BindingWriter::start(db.clone())?;
+    // data_version moves on any other connection's commit, the registration writer's
+    // included; config_version moves only when settings, tenants or users change.
     let mut data_version = store.data_version()?;
+    let mut config_version = store.config_version()?;
 
     // Stable lines on stderr: scripts and tests wait for them.
     eprintln!("SIP listening on udp:{udp_addr}");
@@ -129,6 +132,14 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                 match store.data_version() {
                     Ok(v) if v != data_version => {
                         data_version = v;
+                        match store.config_version() {
+                            Ok(c) if c != config_version => config_version = c,
+                            Ok(_) => continue,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot read the configuration version");
+                                continue;
+                            }
+                        }
                         match crate::persist::load_directory(&store) {
                             Ok(dir) => {
                                 tracing::info!(users = dir.user_count(), "users or settings changed; reloaded");

@@ -241,6 +241,19 @@ impl Store {
         }
     }
 
+    /// Adds many users in one transaction: all of them, or none when any fails.
+    pub fn add_users(&mut self, users: &[NewUser]) -> Result<usize, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        for u in users {
+            if let Err(e) = self.add_user(u.clone()) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        self.conn.execute_batch("COMMIT")?;
+        Ok(users.len())
+    }
+
     pub fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let mut stmt = self.conn.prepare_cached(select_users!("WHERE id = ?1"))?;
         Ok(stmt.query_row([id.0], user_from_row).optional()?)

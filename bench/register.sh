@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Digest-authenticated REGISTER throughput: Hark or Kamailio under sipp, loopback only.
+#
+#   bench/register.sh TARGET RATE DURATION
+#     TARGET    hark | kamailio
+#     RATE      registrations started per second (sipp -r, -rp 1000)
+#     DURATION  seconds of load (sipp -m RATE*DURATION); keep it <= 20 on shared hosts
+#
+# One registration = REGISTER, 401, REGISTER with credentials, 200 (two transactions),
+# for users 10000.. with passwords pw10000.. (bench/sipp/register_auth.xml).
+#
+# Prints one line, e.g.
+#   target=kamailio rate=5000 achieved=4987.2 ok=50000 failed=0 retrans=0 elapsed=10.03
+#   server_cpu=6.41 server_cpu_us_per_reg=128.2 server_rss_kb=...
+#   [server_pss_kb=... for kamailio] sipp_cpu=... procs=N
+# (on one line). achieved = successful registrations / (last sipp stats time - start),
+# so a slow tail of retransmissions lowers it. server_cpu = user+system seconds of the
+# server's processes (all threads / all Kamailio processes) during the sipp run.
+# server_rss_kb = VmHWM: peak resident set; for Kamailio the sum over its processes,
+# which counts the shared memory segment once per process that touched it, so
+# server_pss_kb (proportional set size, at the end of the run) is printed as well.
+#
+# Environment:
+#   PORT            SIP port (default: a free one)
+#   USERS           number of users (default 10000)
+#   HARK_BIN        default: target/release/hark
+#   HARK_ARGS       extra arguments for `hark pbx serve`
+#   KAMAILIO_BIN    default: kamailio from PATH, else /usr/sbin/kamailio
+#   KAMAILIO_CHILDREN  UDP worker processes (kamailio -n; default 2)
+#   KAMAILIO_DEFINES   space-separated -A defines, e.g. "STATELESS"
+#   SIPP_ARGS       extra sipp arguments
+#   BENCH_ALLOW_BUSY=1 run even while cargo/rustc is running (numbers will be noise)
+#   KEEP=1          keep the work directory (logs, sipp stats) and print its path
+set -euo pipefail
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -eq 3 ]] || usage
+target=$1 rate=$2 duration=$3
+[[ $target == hark || $target == kamailio ]] || usage
+[[ $rate =~ ^[0-9]+$ && $rate -gt 0 && $duration =~ ^[0-9]+$ && $duration -gt 0 ]] || usage
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+scenario=$here/sipp/register_auth.xml
+kcfg=$here/kamailio/kamailio.cfg
+users=${USERS:-10000}
+domain=pbx.test
+
+die() { echo "register.sh: $*" >&2; exit 1; }
+command -v sipp >/dev/null || die "sipp not found (apt-get install sip-tester)"
+command -v python3 >/dev/null || die "python3 not found"
+
+if [[ ${BENCH_ALLOW_BUSY:-} != 1 ]] && busy=$(pgrep -x 'cargo|rustc|cargo-fuzz' | head -1) && [[ -n $busy ]]; then
+    die "a cargo/rustc process is running (pid $busy); wait for it or set BENCH_ALLOW_BUSY=1"
+fi
+(( duration <= 20 )) || echo "register.sh: warning: duration ${duration}s > 20s" >&2
+
+work=$(mktemp -d /tmp/hark-bench.XXXXXX)
+server_pid=
+sipp_pid=
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $sipp_pid ]] && kill -0 "$sipp_pid" 2>/dev/null; then
+        kill "$sipp_pid" 2>/dev/null || true
+        wait "$sipp_pid" 2>/dev/null || true
+    fi
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+        # Kamailio's main process stops its children on SIGTERM; Hark is one process.
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$server_pid" 2>/dev/null; then
+            local kids
+            kids=$(descendants "$server_pid")
+            kill -KILL "$server_pid" $kids 2>/dev/null || true
+        fi
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ ${KEEP:-} == 1 ]]; then
+        echo "register.sh: work directory kept: $work" >&2
+    else
+        rm -rf "$work"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# All descendants of a pid (Kamailio forks its workers from the main process).
+descendants() {
+    local kid
+    for kid in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        echo "$kid"
+        descendants "$kid"
+    done
+}
+
+# user+system CPU seconds of pid and its descendants (threads are included in a
+# process's own stat line).
+cpu_secs() {
+    local pids
+    pids="$1 $(descendants "$1")"
+    python3 - "$(getconf CLK_TCK)" $pids <<'EOF'
+import sys
+tck = int(sys.argv[1]); total = 0
+for pid in sys.argv[2:]:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    fields = stat[stat.rindex(")") + 2:].split()
+    total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+print(f"{total / tck:.2f}")
+EOF
+}
+
+# Sum of a /proc/PID/status (or smaps_rollup) field over pid and descendants, in kB.
+mem_kb() {
+    local file=$1 key=$2 pid total=0 v
+    for pid in $server_pid $(descendants "$server_pid"); do
+        v=$(awk -v k="$key:" '$1 == k { print $2 }' "/proc/$pid/$file" 2>/dev/null || true)
+        total=$(( total + ${v:-0} ))
+    done
+    echo "$total"
+}
+
+# Sends OPTIONS until a 200 comes back: the server is up and answering.
+wait_ready() {
+    python3 - "$port" <<'EOF' || die "server did not answer OPTIONS on udp:127.0.0.1:$port (log: $work/server.log)"
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.settimeout(0.2)
+lport = s.getsockname()[1]
+deadline = time.time() + 20
+n = 0
+while time.time() < deadline:
+    n += 1
+    msg = (f"OPTIONS sip:{port}@127.0.0.1:{port} SIP/2.0\r\n"
+           f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-ready-{n}\r\n"
+           "Max-Forwards: 70\r\n"
+           f"From: <sip:probe@127.0.0.1>;tag=ready{n}\r\n"
+           f"To: <sip:probe@127.0.0.1:{port}>\r\n"
+           f"Call-ID: ready-{n}@127.0.0.1\r\n"
+           f"CSeq: {n} OPTIONS\r\n"
+           "Content-Length: 0\r\n\r\n")
+    s.sendto(msg.encode(), ("127.0.0.1", port))
+    try:
+        while True:
+            data = s.recv(65535)
+            if data.startswith(b"SIP/2.0 200"):
+                sys.exit(0)
+    except socket.timeout:
+        pass
+sys.exit(1)
+EOF
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+port=${PORT:-$(free_port)}
+
+# Users: sipp injection file (user;password) and Hark's import file (ext,password).
+python3 - "$work" "$users" <<'EOF'
+import sys
+work, n = sys.argv[1], int(sys.argv[2])
+with open(f"{work}/users.csv", "w") as sipp, open(f"{work}/hark-users.csv", "w") as hark:
+    sipp.write("SEQUENTIAL\n")
+    for u in range(10000, 10000 + n):
+        sipp.write(f"{u};pw{u}\n")
+        hark.write(f"{u},pw{u}\n")
+EOF
+
+case $target in
+kamailio)
+    kbin=${KAMAILIO_BIN:-$(command -v kamailio || echo /usr/sbin/kamailio)}
+    [[ -x $kbin ]] || die "kamailio not found"
+    mkdir -p "$work/run"
+    defines=()
+    for d in ${KAMAILIO_DEFINES:-}; do defines+=(-A "$d"); done
+    # -DD: no daemon (the main process stays our child); -E: log to stderr.
+    "$kbin" -f "$kcfg" -DD -E -l "udp:127.0.0.1:$port" -n "${KAMAILIO_CHILDREN:-2}" \
+        -Y "$work/run" -P "$work/run/kamailio.pid" -w "$work" "${defines[@]}" \
+        >"$work/server.log" 2>&1 &
+    server_pid=$!
+    ;;
+hark)
+    hbin=${HARK_BIN:-$root/target/release/hark}
+    [[ -x $hbin ]] || die "hark binary not found at $hbin (cargo build --release -p hark-cli, or set HARK_BIN)"
+    "$hbin" pbx init --data "$work/pbx" --domain "$domain" --admin-password bench-admin >"$work/init.log" 2>&1 \
+        || die "hark pbx init failed: $(cat "$work/init.log")"
+    "$hbin" pbx user import --data "$work/pbx" --tenant default --csv "$work/hark-users.csv" >"$work/import.log" 2>&1 \
+        || die "hark pbx user import failed: $(cat "$work/import.log")"
+    # shellcheck disable=SC2086
+    "$hbin" pbx serve --data "$work/pbx" --sip "127.0.0.1:$port" --http 127.0.0.1:0 ${HARK_ARGS:-} \
+        >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 200); do
+        grep -q "SIP listening on udp:" "$work/server.log" && break
+        kill -0 "$server_pid" 2>/dev/null || die "hark exited: $(tail -5 "$work/server.log")"
+        sleep 0.05
+    done
+    ;;
+esac
+
+wait_ready
+kill -0 "$server_pid" 2>/dev/null || die "server exited: $(tail -5 "$work/server.log")"
+
+calls=$(( rate * duration ))
+cpu_before=$(cpu_secs "$server_pid")
+
+# shellcheck disable=SC2086
+/usr/bin/time -f '%U %S' -o "$work/sipp.time" \
+    sipp -sf "$scenario" -inf "$work/users.csv" \
+        -au '[field0]' -ap '[field1]' -auth_uri "sip:$domain" \
+        -i 127.0.0.1 -r "$rate" -rp 1000 -m "$calls" \
+        -nostdin -trace_stat -stf "$work/stat.csv" -fd 1 \
+        -timeout "$(( duration + 60 ))s" ${SIPP_ARGS:-} \
+        "127.0.0.1:$port" >"$work/sipp.out" 2>&1 &
+sipp_pid=$!
+set +e
+wait "$sipp_pid"
+sipp_rc=$?
+set -e
+sipp_pid=
+
+kill -0 "$server_pid" 2>/dev/null || die "server died during the run: $(tail -5 "$work/server.log")"
+cpu_after=$(cpu_secs "$server_pid")
+rss_kb=$(mem_kb status VmHWM)
+extra=
+if [[ $target == kamailio ]]; then
+    extra=" server_pss_kb=$(mem_kb smaps_rollup Pss) procs=$(( 1 + $(descendants "$server_pid" | wc -l) ))"
+fi
+
+[[ -s $work/stat.csv ]] || die "sipp wrote no statistics (exit $sipp_rc): $(tail -5 "$work/sipp.out")"
+stats=$(python3 - "$work/stat.csv" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
+head, last = rows[0], dict(zip(rows[0], rows[-1]))
+epoch = lambda v: float(v.split("\t")[-1])
+elapsed = epoch(last["CurrentTime"]) - epoch(last["StartTime"])
+ok, failed = int(last["SuccessfulCall(C)"]), int(last["FailedCall(C)"])
+retrans = int(last["Retransmissions(C)"])
+print(f"achieved={ok / elapsed if elapsed > 0 else 0:.1f} ok={ok} failed={failed} "
+      f"retrans={retrans} elapsed={elapsed:.2f} created={last['TotalCallCreated']}")
+EOF
+)
+read -r sipp_user sipp_sys <"$work/sipp.time" || true
+ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$stats")
+cpu=$(python3 -c "print(f'{$cpu_after - $cpu_before:.2f}')")
+us_per_reg=$(python3 -c "print(f'{1e6 * ($cpu_after - $cpu_before) / $ok:.1f}' if $ok else 'nan')")
+sipp_cpu=$(python3 -c "print(f'{${sipp_user:-0} + ${sipp_sys:-0}:.2f}')")
+
+echo "target=$target rate=$rate $stats server_cpu=$cpu server_cpu_us_per_reg=$us_per_reg" \
+     "server_rss_kb=$rss_kb$extra sipp_cpu=$sipp_cpu sipp_rc=$sipp_rc"
