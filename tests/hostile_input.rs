@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hark_e2e::wire::{escape, options, unique, Response, TcpPeer, UdpPeer};
-use hark_e2e::{Pbx, DOMAIN};
+use hark_e2e::wire::{Response, TcpPeer, UdpPeer, escape, options, unique};
+use hark_e2e::{DOMAIN, Pbx};
 
 /// How long "no answer" is waited for.
 const SILENCE_WINDOW: Duration = Duration::from_millis(500);
@@ -44,7 +44,10 @@ fn request(start: &str, lines: &[&str], body: &[u8], local: SocketAddr) -> (Vec<
     out.extend_from_slice(start.as_bytes());
     out.extend_from_slice(b"\r\n");
     for line in lines {
-        let line = line.replace("{VIA}", &format!("Via: SIP/2.0/UDP {local};branch={branch};rport"));
+        let line = line.replace(
+            "{VIA}",
+            &format!("Via: SIP/2.0/UDP {local};branch={branch};rport"),
+        );
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
@@ -68,8 +71,10 @@ fn std_headers(call_id: &str) -> Vec<String> {
 
 /// The standard OPTIONS headers without the one named `drop` (prefix match), plus `extra`.
 fn opt_without(drop: &str, extra: &[&str], local: SocketAddr) -> (Vec<u8>, String) {
-    let mut lines: Vec<String> =
-        std_headers(&unique("c")).into_iter().filter(|l| drop.is_empty() || !l.starts_with(drop)).collect();
+    let mut lines: Vec<String> = std_headers(&unique("c"))
+        .into_iter()
+        .filter(|l| drop.is_empty() || !l.starts_with(drop))
+        .collect();
     lines.extend(extra.iter().map(|s| s.to_string()));
     if !lines.iter().any(|l| l.starts_with("Content-Length")) {
         lines.push("Content-Length: 0".into());
@@ -82,7 +87,11 @@ fn opt_without(drop: &str, extra: &[&str], local: SocketAddr) -> (Vec<u8>, Strin
 fn opt_with_raw_line(replace: &str, raw: &[u8], local: SocketAddr) -> (Vec<u8>, String) {
     let (msg, branch) = opt_without(replace, &[], local);
     // Insert the raw line right after the start line.
-    let at = msg.windows(2).position(|w| w == b"\r\n").expect("start line") + 2;
+    let at = msg
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("start line")
+        + 2;
     let mut out = msg[..at].to_vec();
     out.extend_from_slice(raw);
     out.extend_from_slice(b"\r\n");
@@ -105,14 +114,23 @@ fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
 fn udp_corpus(local: SocketAddr) -> Vec<Case> {
     let mut cases = Vec::new();
     let mut add = |name, (bytes, branch): (Vec<u8>, String), expect| {
-        cases.push(Case { name, bytes, expect, branch: Some(branch) });
+        cases.push(Case {
+            name,
+            bytes,
+            expect,
+            branch: Some(branch),
+        });
     };
     const BAD: &[u16] = &[400];
 
     // Truncated: the datagram ends inside a header, with no empty line.
     let (full, branch) = opt_without("", &[], local);
     let cut = full.windows(4).position(|w| w == b"To: ").expect("To") + 6;
-    add("truncated inside the To header", (full[..cut].to_vec(), branch), Expect::RejectOrSilence(BAD));
+    add(
+        "truncated inside the To header",
+        (full[..cut].to_vec(), branch),
+        Expect::RejectOrSilence(BAD),
+    );
 
     // Oversized: the largest possible IPv4 UDP datagram (65,507 bytes; a 70 kB datagram
     // cannot be sent over IPv4), made of 130 padding headers (past 128) and a body.
@@ -125,18 +143,49 @@ fn udp_corpus(local: SocketAddr) -> Vec<Case> {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let (head, branch) = request(OPT, &refs, b"", local);
         let fill = 65_507 - head.len();
-        let head = String::from_utf8(head).unwrap().replace("Content-Length: 00000", &format!("Content-Length: {fill:05}"));
+        let head = String::from_utf8(head).unwrap().replace(
+            "Content-Length: 00000",
+            &format!("Content-Length: {fill:05}"),
+        );
         let mut big = head.into_bytes();
         big.resize(65_507, b'b');
-        add("oversized datagram: 65,507 bytes, 130 headers", (big, branch), Expect::RejectOrSilence(&[400, 413, 513]));
+        add(
+            "oversized datagram: 65,507 bytes, 130 headers",
+            (big, branch),
+            Expect::RejectOrSilence(&[400, 413, 513]),
+        );
     }
 
-    add("missing Call-ID", opt_without("Call-ID", &[], local), Expect::Reject(BAD));
-    add("missing From", opt_without("From", &[], local), Expect::Reject(BAD));
-    add("missing To", opt_without("To", &[], local), Expect::Reject(BAD));
-    add("missing CSeq", opt_without("CSeq", &[], local), Expect::Reject(BAD));
-    add("missing Via (nowhere to send an answer)", opt_without("{VIA}", &[], local), Expect::RejectOrSilence(BAD));
-    add("malformed Via", opt_without("{VIA}", &["Via: this is not a via"], local), Expect::RejectOrSilence(BAD));
+    add(
+        "missing Call-ID",
+        opt_without("Call-ID", &[], local),
+        Expect::Reject(BAD),
+    );
+    add(
+        "missing From",
+        opt_without("From", &[], local),
+        Expect::Reject(BAD),
+    );
+    add(
+        "missing To",
+        opt_without("To", &[], local),
+        Expect::Reject(BAD),
+    );
+    add(
+        "missing CSeq",
+        opt_without("CSeq", &[], local),
+        Expect::Reject(BAD),
+    );
+    add(
+        "missing Via (nowhere to send an answer)",
+        opt_without("{VIA}", &[], local),
+        Expect::RejectOrSilence(BAD),
+    );
+    add(
+        "malformed Via",
+        opt_without("{VIA}", &["Via: this is not a via"], local),
+        Expect::RejectOrSilence(BAD),
+    );
     add(
         "non-numeric Content-Length",
         opt_without("Content-Length", &["Content-Length: abc"], local),
@@ -153,26 +202,46 @@ fn udp_corpus(local: SocketAddr) -> Vec<Case> {
         lines.push("Content-Type: text/plain".into());
         lines.push("Content-Length: 100".into());
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        add("Content-Length longer than the body", request(OPT, &refs, b"only ten b", local), Expect::Reject(BAD));
+        add(
+            "Content-Length longer than the body",
+            request(OPT, &refs, b"only ten b", local),
+            Expect::Reject(BAD),
+        );
     }
     add(
         "two conflicting Content-Length headers",
-        opt_without("Content-Length", &["Content-Length: 0", "Content-Length: 5"], local),
+        opt_without(
+            "Content-Length",
+            &["Content-Length: 0", "Content-Length: 5"],
+            local,
+        ),
         Expect::Reject(BAD),
     );
     add(
         "non-UTF-8 bytes in the From display name",
-        opt_with_raw_line("From", b"From: \"\xff\xfe\xc3\x28\" <sip:probe@pbx.test>;tag=nu8", local),
+        opt_with_raw_line(
+            "From",
+            b"From: \"\xff\xfe\xc3\x28\" <sip:probe@pbx.test>;tag=nu8",
+            local,
+        ),
         Expect::RejectOrSilence(BAD),
     );
     add(
         "bare CR inside Call-ID injecting a Contact",
-        opt_with_raw_line("Call-ID", format!("Call-ID: inj-cr\rContact: <{EVIL}>").as_bytes(), local),
+        opt_with_raw_line(
+            "Call-ID",
+            format!("Call-ID: inj-cr\rContact: <{EVIL}>").as_bytes(),
+            local,
+        ),
         Expect::RejectOrSilence(BAD),
     );
     add(
         "bare LF inside Call-ID injecting a Contact",
-        opt_with_raw_line("Call-ID", format!("Call-ID: inj-lf\nContact: <{EVIL}>").as_bytes(), local),
+        opt_with_raw_line(
+            "Call-ID",
+            format!("Call-ID: inj-lf\nContact: <{EVIL}>").as_bytes(),
+            local,
+        ),
         Expect::RejectOrSilence(BAD),
     );
     add(
@@ -190,12 +259,22 @@ fn udp_corpus(local: SocketAddr) -> Vec<Case> {
         opt_without("CSeq", &["CSeq: 4294967296 OPTIONS"], local),
         Expect::Reject(BAD),
     );
-    add("header line without a colon", opt_without("", &["This line has no colon"], local), Expect::Reject(BAD));
+    add(
+        "header line without a colon",
+        opt_without("", &["This line has no colon"], local),
+        Expect::Reject(BAD),
+    );
     add(
         "unparsable Request-URI",
         {
             let (m, b) = opt_without("", &[], local);
-            (String::from_utf8(m).unwrap().replacen("sip:pbx.test", "not a uri", 1).into_bytes(), b)
+            (
+                String::from_utf8(m)
+                    .unwrap()
+                    .replacen("sip:pbx.test", "not a uri", 1)
+                    .into_bytes(),
+                b,
+            )
         },
         Expect::Reject(BAD),
     );
@@ -203,7 +282,13 @@ fn udp_corpus(local: SocketAddr) -> Vec<Case> {
         "unknown SIP version",
         {
             let (m, b) = opt_without("", &[], local);
-            (String::from_utf8(m).unwrap().replacen(" SIP/2.0\r\n", " SIP/7.0\r\n", 1).into_bytes(), b)
+            (
+                String::from_utf8(m)
+                    .unwrap()
+                    .replacen(" SIP/2.0\r\n", " SIP/7.0\r\n", 1)
+                    .into_bytes(),
+                b,
+            )
         },
         Expect::RejectOrSilence(&[400, 505]),
     );
@@ -216,7 +301,12 @@ fn udp_corpus(local: SocketAddr) -> Vec<Case> {
             local.ip(),
             unique("r")
         );
-        cases.push(Case { name: "a 200 OK matching no transaction", bytes: msg.into_bytes(), expect: Expect::Silence, branch: None });
+        cases.push(Case {
+            name: "a 200 OK matching no transaction",
+            bytes: msg.into_bytes(),
+            expect: Expect::Silence,
+            branch: None,
+        });
     }
     // No Via, or none usable: an answer (if any) cannot carry our branch.
     for case in &mut cases {
@@ -224,12 +314,42 @@ fn udp_corpus(local: SocketAddr) -> Vec<Case> {
             case.branch = None;
         }
     }
-    cases.push(Case { name: "1 kB of random bytes", bytes: garbage(1024, 0x9E37_79B9_7F4A_7C15), expect: Expect::Silence, branch: None });
-    cases.push(Case { name: "random bytes after a valid start line", bytes: [OPT.as_bytes(), b"\r\n", &garbage(300, 7)].concat(), expect: Expect::Silence, branch: None });
-    cases.push(Case { name: "1000 NUL bytes", bytes: vec![0; 1000], expect: Expect::Silence, branch: None });
-    cases.push(Case { name: "CRLF keep-alive", bytes: b"\r\n\r\n".to_vec(), expect: Expect::SilenceOrPong, branch: None });
-    cases.push(Case { name: "empty datagram", bytes: Vec::new(), expect: Expect::Silence, branch: None });
-    cases.push(Case { name: "truncated start line", bytes: b"OPTIONS sip:pbx.te".to_vec(), expect: Expect::Silence, branch: None });
+    cases.push(Case {
+        name: "1 kB of random bytes",
+        bytes: garbage(1024, 0x9E37_79B9_7F4A_7C15),
+        expect: Expect::Silence,
+        branch: None,
+    });
+    cases.push(Case {
+        name: "random bytes after a valid start line",
+        bytes: [OPT.as_bytes(), b"\r\n", &garbage(300, 7)].concat(),
+        expect: Expect::Silence,
+        branch: None,
+    });
+    cases.push(Case {
+        name: "1000 NUL bytes",
+        bytes: vec![0; 1000],
+        expect: Expect::Silence,
+        branch: None,
+    });
+    cases.push(Case {
+        name: "CRLF keep-alive",
+        bytes: b"\r\n\r\n".to_vec(),
+        expect: Expect::SilenceOrPong,
+        branch: None,
+    });
+    cases.push(Case {
+        name: "empty datagram",
+        bytes: Vec::new(),
+        expect: Expect::Silence,
+        branch: None,
+    });
+    cases.push(Case {
+        name: "truncated start line",
+        bytes: b"OPTIONS sip:pbx.te".to_vec(),
+        expect: Expect::Silence,
+        branch: None,
+    });
     cases
 }
 
@@ -240,55 +360,82 @@ fn judge(case: &Case, answers: &[Vec<u8>]) -> Result<String, String> {
             return if answers.is_empty() {
                 Ok("silence".into())
             } else {
-                Err(format!("expected no answer, got {}", describe_answers(answers)))
+                Err(format!(
+                    "expected no answer, got {}",
+                    describe_answers(answers)
+                ))
             };
         }
         Expect::SilenceOrPong => {
             return match answers {
                 [] => Ok("silence".into()),
                 [pong] if pong.as_slice() == b"\r\n" => Ok("CRLF pong".into()),
-                _ => Err(format!("expected nothing or a CRLF pong, got {}", describe_answers(answers))),
+                _ => Err(format!(
+                    "expected nothing or a CRLF pong, got {}",
+                    describe_answers(answers)
+                )),
             };
         }
         Expect::RejectOrSilence(_) if answers.is_empty() => return Ok("silence".into()),
         Expect::Reject(_) if answers.is_empty() => {
-            return Err(format!("expected {:?} within {SILENCE_WINDOW:?}, got nothing", codes_of(case.expect)));
+            return Err(format!(
+                "expected {:?} within {SILENCE_WINDOW:?}, got nothing",
+                codes_of(case.expect)
+            ));
         }
         Expect::Reject(codes) | Expect::RejectOrSilence(codes) => codes,
     };
     if answers.len() > 1 {
-        return Err(format!("expected one answer, got {}", describe_answers(answers)));
+        return Err(format!(
+            "expected one answer, got {}",
+            describe_answers(answers)
+        ));
     }
     let raw = &answers[0];
     let Some(response) = Response::parse(raw) else {
-        return Err(format!("the answer is not a SIP response: {}", escape(raw, 800)));
+        return Err(format!(
+            "the answer is not a SIP response: {}",
+            escape(raw, 800)
+        ));
     };
     let mut problems = Vec::new();
     if !codes.contains(&response.code) {
-        problems.push(format!("status {} (expected one of {codes:?})", response.code));
+        problems.push(format!(
+            "status {} (expected one of {codes:?})",
+            response.code
+        ));
     }
     if response.reason.is_empty() {
         problems.push("empty reason phrase".into());
     }
-    if let Some(branch) = &case.branch {
-        if !response.text().contains(branch.as_str()) {
-            problems.push(format!("the answer does not carry our Via branch {branch}"));
-        }
+    if let Some(branch) = &case.branch
+        && !response.text().contains(branch.as_str())
+    {
+        problems.push(format!("the answer does not carry our Via branch {branch}"));
     }
     // No response splitting: no bare CR/LF, and nothing injected reflected as a header.
     let bare = raw.windows(2).enumerate().any(|(i, w)| {
-        (w[0] == b'\r' && w[1] != b'\n') || (w[1] == b'\n' && w[0] != b'\r') || (i == 0 && w[0] == b'\n')
+        (w[0] == b'\r' && w[1] != b'\n')
+            || (w[1] == b'\n' && w[0] != b'\r')
+            || (i == 0 && w[0] == b'\n')
     });
     if bare {
         problems.push("the answer contains a bare CR or LF".into());
     }
-    if String::from_utf8_lossy(raw).lines().any(|l| l.trim_start().starts_with("Contact:") && l.contains(EVIL)) {
+    if String::from_utf8_lossy(raw)
+        .lines()
+        .any(|l| l.trim_start().starts_with("Contact:") && l.contains(EVIL))
+    {
         problems.push("the injected Contact is reflected as a header".into());
     }
     if problems.is_empty() {
         Ok(format!("{} {}", response.code, response.reason))
     } else {
-        Err(format!("{}; answer:\n{}", problems.join("; "), escape(raw, 1500)))
+        Err(format!(
+            "{}; answer:\n{}",
+            problems.join("; "),
+            escape(raw, 1500)
+        ))
     }
 }
 
@@ -300,7 +447,11 @@ fn codes_of(expect: Expect) -> &'static [u16] {
 }
 
 fn describe_answers(answers: &[Vec<u8>]) -> String {
-    answers.iter().map(|a| escape(a, 800)).collect::<Vec<_>>().join("\n---\n")
+    answers
+        .iter()
+        .map(|a| escape(a, 800))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
 }
 
 #[test]
@@ -315,7 +466,11 @@ fn malformed_udp_datagrams_get_400_or_silence_and_the_server_keeps_serving() {
         let peer = UdpPeer::new(pbx.sip_udp);
         let case = udp_corpus(peer.local()).swap_remove(index);
         if let Err(e) = peer.send(&case.bytes) {
-            failures.push(format!("[{}] could not send {} bytes: {e}", case.name, case.bytes.len()));
+            failures.push(format!(
+                "[{}] could not send {} bytes: {e}",
+                case.name,
+                case.bytes.len()
+            ));
             continue;
         }
         let answers = peer.recv_all_within(SILENCE_WINDOW);
@@ -331,7 +486,13 @@ fn malformed_udp_datagrams_get_400_or_silence_and_the_server_keeps_serving() {
         pbx.assert_alive();
         match peer.options(OPTIONS_TIMEOUT) {
             Ok(r) if r.code == 200 => {}
-            Ok(r) => failures.push(format!("[{}] then OPTIONS got {} {}:\n{}", case.name, r.code, r.reason, r.text())),
+            Ok(r) => failures.push(format!(
+                "[{}] then OPTIONS got {} {}:\n{}",
+                case.name,
+                r.code,
+                r.reason,
+                r.text()
+            )),
             Err(e) => failures.push(format!("[{}] then OPTIONS failed: {e}", case.name)),
         }
     }
@@ -351,7 +512,9 @@ fn malformed_udp_datagrams_get_400_or_silence_and_the_server_keeps_serving() {
 fn unusual_but_valid_requests_get_200() {
     let pbx = Pbx::start();
     let mut failures = Vec::new();
-    let cases: Vec<(&str, Box<dyn Fn(SocketAddr, &str, &str) -> String>)> = vec![
+    /// Builds the message from (local address, branch, Call-ID).
+    type Build = Box<dyn Fn(SocketAddr, &str, &str) -> String>;
+    let cases: Vec<(&str, Build)> = vec![
         (
             "compact header forms (v, f, t, i, l)",
             Box::new(|local, branch, cid| {
@@ -434,14 +597,30 @@ fn unusual_but_valid_requests_get_200() {
         let branch = format!("z9hG4bK{}", unique("v"));
         let msg = build(peer.local(), &branch, &unique("vc"));
         peer.send(msg.as_bytes()).expect("send");
-        let answer = peer.recv_within(Duration::from_secs(5)).and_then(|raw| Response::parse(&raw));
+        let answer = peer
+            .recv_within(Duration::from_secs(5))
+            .and_then(|raw| Response::parse(&raw));
         match answer {
             Some(r) if r.code == 200 && r.text().contains(&branch) => {}
-            Some(r) => failures.push(format!("[{name}] got {} {}:\n{}\nsent:\n{}", r.code, r.reason, r.text(), escape(msg.as_bytes(), 1500))),
-            None => failures.push(format!("[{name}] no answer within 5 s\nsent:\n{}", escape(msg.as_bytes(), 1500))),
+            Some(r) => failures.push(format!(
+                "[{name}] got {} {}:\n{}\nsent:\n{}",
+                r.code,
+                r.reason,
+                r.text(),
+                escape(msg.as_bytes(), 1500)
+            )),
+            None => failures.push(format!(
+                "[{name}] no answer within 5 s\nsent:\n{}",
+                escape(msg.as_bytes(), 1500)
+            )),
         }
     }
-    assert!(failures.is_empty(), "valid requests refused:\n\n{}\n{}", failures.join("\n\n"), pbx.logs());
+    assert!(
+        failures.is_empty(),
+        "valid requests refused:\n\n{}\n{}",
+        failures.join("\n\n"),
+        pbx.logs()
+    );
 }
 
 // ---- TCP: framing ------------------------------------------------------------------
@@ -463,14 +642,23 @@ fn try_final(peer: &mut TcpPeer, branch: &str, timeout: Duration) -> Result<Resp
             "no final response with branch {branch} within {timeout:?} (connection closed: {}; other messages: \
              {:?}; unframed bytes: {:?})",
             peer.closed(),
-            peer.stashed().iter().map(|m| escape(m, 300)).collect::<Vec<_>>(),
+            peer.stashed()
+                .iter()
+                .map(|m| escape(m, 300))
+                .collect::<Vec<_>>(),
             escape(peer.leftover(), 300)
         )),
     }
 }
 
 /// The final response carrying `branch`; panics with the server's log otherwise.
-fn expect_final(peer: &mut TcpPeer, branch: &str, timeout: Duration, pbx: &Pbx, context: &str) -> Response {
+fn expect_final(
+    peer: &mut TcpPeer,
+    branch: &str,
+    timeout: Duration,
+    pbx: &Pbx,
+    context: &str,
+) -> Response {
     try_final(peer, branch, timeout).unwrap_or_else(|e| pbx.fail(&format!("{context}: {e}")))
 }
 
@@ -493,11 +681,14 @@ fn framed_but_malformed(local: SocketAddr, variant: &str) -> (String, String) {
              Call-ID: {cid}\r\nCSeq: 1 OPTIONS\r\nno colon on this line\r\nContent-Length: 0\r\n\r\n"
         ),
         // A body that looks like a header block must stay body.
-        "body" => format!(
-            "{OPT}\r\n{via}\r\nMax-Forwards: 70\r\nFrom: <sip:p@{DOMAIN}>;tag=1\r\nTo: <sip:{DOMAIN}>\r\n\
-             Call-ID: {cid}\r\nCSeq: 1 INVITE\r\nContent-Type: text/plain\r\nContent-Length: 26\r\n\r\n\
-             CSeq: 2 BYE\r\nCall-ID: x\r\n\r\n"
-        ),
+        "body" => {
+            let body = "CSeq: 2 BYE\r\nCall-ID: x\r\n\r\n";
+            format!(
+                "{OPT}\r\n{via}\r\nMax-Forwards: 70\r\nFrom: <sip:p@{DOMAIN}>;tag=1\r\nTo: <sip:{DOMAIN}>\r\n\
+                 Call-ID: {cid}\r\nCSeq: 1 INVITE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
         _ => unreachable!(),
     };
     (msg, branch)
@@ -509,18 +700,35 @@ fn tcp_malformed_message_then_valid_options_on_the_same_connection() {
     let mut failures = Vec::new();
     let mut check = |what: String, got: Result<Response, String>, want: u16, sent: &str| match got {
         Ok(r) if r.code == want && !r.reason.is_empty() => {}
-        Ok(r) => failures.push(format!("[{what}] expected {want}, got:\n{}\nsent:\n{}", r.text(), escape(sent.as_bytes(), 1200))),
-        Err(e) => failures.push(format!("[{what}] expected {want}: {e}\nsent:\n{}", escape(sent.as_bytes(), 1200))),
+        Ok(r) => failures.push(format!(
+            "[{what}] expected {want}, got:\n{}\nsent:\n{}",
+            r.text(),
+            escape(sent.as_bytes(), 1200)
+        )),
+        Err(e) => failures.push(format!(
+            "[{what}] expected {want}: {e}\nsent:\n{}",
+            escape(sent.as_bytes(), 1200)
+        )),
     };
     for variant in ["cseq", "callid", "colon", "body"] {
         // Separate writes.
         let mut peer = TcpPeer::connect(pbx.sip_tcp);
         let (bad, bad_branch) = framed_but_malformed(peer.local(), variant);
         peer.send(bad.as_bytes()).expect("send");
-        check(format!("{variant}: malformed"), try_final(&mut peer, &bad_branch, Duration::from_secs(3)), 400, &bad);
+        check(
+            format!("{variant}: malformed"),
+            try_final(&mut peer, &bad_branch, Duration::from_secs(3)),
+            400,
+            &bad,
+        );
         let (ok, branch) = tcp_options(&peer);
         peer.send(ok.as_bytes()).expect("send");
-        check(format!("{variant}: OPTIONS after it"), try_final(&mut peer, &branch, Duration::from_secs(5)), 200, &ok);
+        check(
+            format!("{variant}: OPTIONS after it"),
+            try_final(&mut peer, &branch, Duration::from_secs(5)),
+            200,
+            &ok,
+        );
 
         // The same two in one write.
         let mut peer = TcpPeer::connect(pbx.sip_tcp);
@@ -528,10 +736,25 @@ fn tcp_malformed_message_then_valid_options_on_the_same_connection() {
         let (ok, branch) = tcp_options(&peer);
         let both = format!("{bad}{ok}");
         peer.send(both.as_bytes()).expect("send");
-        check(format!("{variant}: pipelined malformed"), try_final(&mut peer, &bad_branch, Duration::from_secs(3)), 400, &both);
-        check(format!("{variant}: pipelined OPTIONS"), try_final(&mut peer, &branch, Duration::from_secs(5)), 200, &both);
+        check(
+            format!("{variant}: pipelined malformed"),
+            try_final(&mut peer, &bad_branch, Duration::from_secs(3)),
+            400,
+            &both,
+        );
+        check(
+            format!("{variant}: pipelined OPTIONS"),
+            try_final(&mut peer, &branch, Duration::from_secs(5)),
+            200,
+            &both,
+        );
     }
-    assert!(failures.is_empty(), "TCP framing after malformed messages:\n\n{}\n{}", failures.join("\n\n"), pbx.logs());
+    assert!(
+        failures.is_empty(),
+        "TCP framing after malformed messages:\n\n{}\n{}",
+        failures.join("\n\n"),
+        pbx.logs()
+    );
 }
 
 #[test]
@@ -558,20 +781,59 @@ fn tcp_message_split_across_many_writes() {
         // Give each piece its own segment (TCP_NODELAY is on).
         std::thread::sleep(Duration::from_millis(15));
     }
-    let r = expect_final(&mut peer, &branch, Duration::from_secs(5), &pbx, "OPTIONS split across writes");
+    let r = expect_final(
+        &mut peer,
+        &branch,
+        Duration::from_secs(5),
+        &pbx,
+        "OPTIONS split across writes",
+    );
     assert_eq!(r.code, 200, "split OPTIONS:\n{}", r.text());
 
     // Two messages in one write, then a message whose last byte comes alone.
     let (a, branch_a) = tcp_options(&peer);
     let (b, branch_b) = tcp_options(&peer);
     peer.send(format!("{a}{b}").as_bytes()).expect("send");
-    assert_eq!(expect_final(&mut peer, &branch_a, Duration::from_secs(5), &pbx, "first pipelined").code, 200);
-    assert_eq!(expect_final(&mut peer, &branch_b, Duration::from_secs(5), &pbx, "second pipelined").code, 200);
+    assert_eq!(
+        expect_final(
+            &mut peer,
+            &branch_a,
+            Duration::from_secs(5),
+            &pbx,
+            "first pipelined"
+        )
+        .code,
+        200
+    );
+    assert_eq!(
+        expect_final(
+            &mut peer,
+            &branch_b,
+            Duration::from_secs(5),
+            &pbx,
+            "second pipelined"
+        )
+        .code,
+        200
+    );
     let (c, branch_c) = tcp_options(&peer);
     peer.send(&c.as_bytes()[..c.len() - 1]).expect("send");
-    assert!(peer.recv_message(Duration::from_millis(300)).is_none(), "answered before the message was complete");
+    assert!(
+        peer.recv_message(Duration::from_millis(300)).is_none(),
+        "answered before the message was complete"
+    );
     peer.send(&c.as_bytes()[c.len() - 1..]).expect("send");
-    assert_eq!(expect_final(&mut peer, &branch_c, Duration::from_secs(5), &pbx, "last byte alone").code, 200);
+    assert_eq!(
+        expect_final(
+            &mut peer,
+            &branch_c,
+            Duration::from_secs(5),
+            &pbx,
+            "last byte alone"
+        )
+        .code,
+        200
+    );
 }
 
 #[test]
@@ -582,7 +844,17 @@ fn tcp_keepalive_and_unframeable_input() {
     let mut peer = TcpPeer::connect(pbx.sip_tcp);
     let (ok, branch) = tcp_options(&peer);
     peer.send(format!("\r\n\r\n{ok}").as_bytes()).expect("send");
-    assert_eq!(expect_final(&mut peer, &branch, Duration::from_secs(5), &pbx, "OPTIONS after a CRLF ping").code, 200);
+    assert_eq!(
+        expect_final(
+            &mut peer,
+            &branch,
+            Duration::from_secs(5),
+            &pbx,
+            "OPTIONS after a CRLF ping"
+        )
+        .code,
+        200
+    );
 
     // Input that cannot be framed: the server may answer 400 and must then close, or
     // close at once; either way a new connection is served.
@@ -592,7 +864,8 @@ fn tcp_keepalive_and_unframeable_input() {
             "non-numeric Content-Length",
             {
                 let (m, _) = framed_but_malformed(peer.local(), "cseq");
-                m.replace("Content-Length: 0", "Content-Length: abc").into_bytes()
+                m.replace("Content-Length: 0", "Content-Length: abc")
+                    .into_bytes()
             },
             true,
         ),
@@ -618,7 +891,11 @@ fn tcp_keepalive_and_unframeable_input() {
         ),
         (
             "70 kB of header without an end",
-            ["OPTIONS sip:pbx.test SIP/2.0\r\n".as_bytes(), &b"X-Pad: ppppppppp\r\n".repeat(4000)].concat(),
+            [
+                "OPTIONS sip:pbx.test SIP/2.0\r\n".as_bytes(),
+                &b"X-Pad: ppppppppp\r\n".repeat(4000),
+            ]
+            .concat(),
             true,
         ),
         ("70 kB of binary garbage", garbage(70_000, 42), true),
@@ -634,27 +911,46 @@ fn tcp_keepalive_and_unframeable_input() {
         }
         for raw in &answers {
             let r = Response::parse(raw);
-            if !r.as_ref().is_some_and(|r| [400, 413, 513].contains(&r.code) && !r.reason.is_empty()) {
-                failures.push(format!("[{name}] unexpected answer over TCP: {}", escape(raw, 800)));
+            if !r
+                .as_ref()
+                .is_some_and(|r| [400, 413, 513].contains(&r.code) && !r.reason.is_empty())
+            {
+                failures.push(format!(
+                    "[{name}] unexpected answer over TCP: {}",
+                    escape(raw, 800)
+                ));
             }
         }
-        let answered: Vec<String> = answers.iter().map(|a| escape(a.split(|&b| b == b'\r').next().unwrap_or(a), 200)).collect();
+        let answered: Vec<String> = answers
+            .iter()
+            .map(|a| escape(a.split(|&b| b == b'\r').next().unwrap_or(a), 200))
+            .collect();
         if must_close && !peer.closed() {
             failures.push(format!(
                 "[{name}] the server kept a connection it cannot frame open for 3 s (answers: {answered:?}); \
                  whatever follows on it is parsed as a new message"
             ));
         } else if !must_close && !peer.closed() && answers.is_empty() {
-            failures.push(format!("[{name}] neither an answer nor a closed connection within 3 s"));
+            failures.push(format!(
+                "[{name}] neither an answer nor a closed connection within 3 s"
+            ));
         }
         let mut fresh = TcpPeer::connect(pbx.sip_tcp);
         let (ok, branch) = tcp_options(&fresh);
         fresh.send(ok.as_bytes()).expect("send");
         match try_final(&mut fresh, &branch, Duration::from_secs(5)) {
             Ok(r) if r.code == 200 => {}
-            Ok(r) => failures.push(format!("[{name}] then OPTIONS on a new connection got:\n{}", r.text())),
+            Ok(r) => failures.push(format!(
+                "[{name}] then OPTIONS on a new connection got:\n{}",
+                r.text()
+            )),
             Err(e) => failures.push(format!("[{name}] then OPTIONS on a new connection: {e}")),
         }
     }
-    assert!(failures.is_empty(), "unframeable TCP input:\n\n{}\n{}", failures.join("\n\n"), pbx.logs());
+    assert!(
+        failures.is_empty(),
+        "unframeable TCP input:\n\n{}\n{}",
+        failures.join("\n\n"),
+        pbx.logs()
+    );
 }

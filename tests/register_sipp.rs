@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use hark_e2e::sipp::{header, headers};
-use hark_e2e::{poll_until, Pbx, Sipp, SippRun, DOMAIN};
+use hark_e2e::wire::UdpPeer;
+use hark_e2e::{DOMAIN, Pbx, Sipp, SippRun, poll_until};
 
 const EXT: &str = "101";
 const PASSWORD: &str = "s3cret-101";
@@ -17,7 +18,9 @@ fn pbx() -> Pbx {
 }
 
 fn register(pbx: &Pbx) -> SippRun {
-    let run = Sipp::against("register_auth.xml", pbx).auth(EXT, PASSWORD).run();
+    let run = Sipp::against("register_auth.xml", pbx)
+        .auth(EXT, PASSWORD)
+        .run();
     run.assert_success(pbx);
     run
 }
@@ -33,7 +36,10 @@ fn contact_expires(contacts: &[&str], uri: &str) -> Option<u64> {
             let params = c.rsplit_once('>').map(|(_, p)| p).unwrap_or(&c);
             params.split(';').find_map(|p| {
                 let (k, v) = p.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("expires").then(|| v.trim().parse().ok()).flatten()
+                k.trim()
+                    .eq_ignore_ascii_case("expires")
+                    .then(|| v.trim().parse().ok())
+                    .flatten()
             })
         })
 }
@@ -61,7 +67,14 @@ fn split_contacts(value: &str) -> Vec<String> {
 }
 
 fn status_of(message: &str) -> Option<u16> {
-    message.lines().next()?.strip_prefix("SIP/2.0 ")?.split_whitespace().next()?.parse().ok()
+    message
+        .lines()
+        .next()?
+        .strip_prefix("SIP/2.0 ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Checks the challenge in a 401: realm is the tenant's domain, MD5 is offered, and the
@@ -73,32 +86,59 @@ fn check_challenge(run: &SippRun, pbx: &Pbx) {
         panic!("no 401 received\n{}\n{}", run.report(), pbx.logs());
     };
     let offers = headers(challenge, "WWW-Authenticate");
-    assert!(!offers.is_empty(), "401 without WWW-Authenticate:\n{challenge}\n{}", pbx.logs());
+    assert!(
+        !offers.is_empty(),
+        "401 without WWW-Authenticate:\n{challenge}\n{}",
+        pbx.logs()
+    );
     for offer in &offers {
         assert!(
             offer.contains(&format!("realm=\"{DOMAIN}\"")),
             "challenge realm is not the tenant's domain {DOMAIN}: {offer}\n{challenge}"
         );
-        assert!(offer.to_ascii_lowercase().contains("qop=\"auth"), "challenge without qop=auth: {offer}");
+        assert!(
+            offer.to_ascii_lowercase().contains("qop=\"auth"),
+            "challenge without qop=auth: {offer}"
+        );
     }
     let algorithm = |offer: &str| {
         offer
             .split(',')
-            .find_map(|p| p.trim().strip_prefix("algorithm=").map(|a| a.trim_matches('"').to_ascii_uppercase()))
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("algorithm=")
+                    .map(|a| a.trim_matches('"').to_ascii_uppercase())
+            })
             .unwrap_or_else(|| "MD5".into())
     };
     let algorithms: Vec<String> = offers.iter().map(|o| algorithm(o)).collect();
     assert_eq!(
-        algorithms[0], "MD5",
-        "the first challenge must be MD5: sipp 3.6.1 and baresip 1.0 (libre) answer only the first \
-         WWW-Authenticate and give up when its algorithm is SHA-256 (linphone picks either); offers: \
-         {offers:?}"
+        algorithms,
+        vec!["MD5".to_string()],
+        "by default the PBX challenges with MD5 only: sipp 3.6.1 answers only the first \
+         WWW-Authenticate and baresip 1.0 (libre) gives up when any challenge is SHA-256; \
+         offers: {offers:?}"
     );
-    assert!(algorithms.iter().any(|a| a == "MD5"), "no MD5 challenge offered: {algorithms:?}\n{challenge}");
-    assert!(
-        algorithms.iter().any(|a| a == "SHA-256"),
-        "no SHA-256 challenge offered (RFC 8760): {algorithms:?}\n{challenge}"
+}
+
+/// With `--digest-algorithms SHA-256,MD5` both are offered, preferred first (RFC 8760).
+#[test]
+fn sha256_can_be_offered_first() {
+    let pbx = Pbx::builder()
+        .user(EXT, PASSWORD)
+        .serve_args(["--digest-algorithms", "SHA-256,MD5"])
+        .start();
+    let peer = UdpPeer::new(pbx.sip_udp);
+    let local = peer.local();
+    let register = format!(
+        "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-sha;rport\r\nFrom: <sip:{EXT}@{DOMAIN}>;tag=s\r\nTo: <sip:{EXT}@{DOMAIN}>\r\nCall-ID: sha-offer\r\nCSeq: 1 REGISTER\r\nContact: <sip:{EXT}@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
+    peer.send(register.as_bytes()).expect("send");
+    let raw = peer.recv_within(Duration::from_secs(10)).unwrap_or_else(|| pbx.fail("no answer to REGISTER"));
+    let reply = String::from_utf8_lossy(&raw).into_owned();
+    let offers = headers(&reply, "WWW-Authenticate");
+    assert_eq!(offers.len(), 2, "{reply}");
+    assert!(offers[0].contains("algorithm=SHA-256") && offers[1].contains("algorithm=MD5"), "{offers:?}");
 }
 
 #[test]
@@ -106,13 +146,20 @@ fn register_with_digest_auth_and_the_200_lists_the_contact_with_expires() {
     let pbx = pbx();
     pbx.wait_metric(METRIC, 0.0, SETTLE);
 
-    let run = Sipp::against("register_auth.xml", &pbx).auth(EXT, PASSWORD).run();
+    let run = Sipp::against("register_auth.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .run();
     check_challenge(&run, &pbx);
     run.assert_success(&pbx);
 
     let received = run.received();
     let ok = received.last().expect("a 200 OK");
-    assert_eq!(status_of(ok), Some(200), "last message is not the 200 OK:\n{}", run.report());
+    assert_eq!(
+        status_of(ok),
+        Some(200),
+        "last message is not the 200 OK:\n{}",
+        run.report()
+    );
     let our_contact = format!("sip:{EXT}@127.0.0.1:{}", run.local_port);
     let contacts = headers(ok, "Contact");
     let expires = contact_expires(&contacts, &our_contact).unwrap_or_else(|| {
@@ -126,24 +173,39 @@ fn register_with_digest_auth_and_the_200_lists_the_contact_with_expires() {
         (60..=3600).contains(&expires),
         "asked for 3600 s, granted {expires} s (must be within [min-expires, asked]):\n{ok}"
     );
-    assert_eq!(run.logged("contact-expires").and_then(|v| v.parse().ok()), Some(expires));
+    assert_eq!(
+        run.logged("contact-expires").and_then(|v| v.parse().ok()),
+        Some(expires)
+    );
 
     pbx.wait_metric(METRIC, 1.0, SETTLE);
 
     // Registering the same contact again (new Call-ID) updates it, it does not add a
     // second binding (RFC 3261 §10.3 step 7).
-    let again = Sipp::against("register_auth.xml", &pbx).auth(EXT, PASSWORD).local_port(run.local_port).run();
+    let again = Sipp::against("register_auth.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .local_port(run.local_port)
+        .run();
     again.assert_success(&pbx);
     let ok = again.received().pop().expect("a 200 OK");
-    let listed = headers(&ok, "Contact").iter().flat_map(|v| split_contacts(v)).count();
-    assert_eq!(listed, 1, "one contact, registered twice, listed more than once:\n{ok}");
+    let listed = headers(&ok, "Contact")
+        .iter()
+        .flat_map(|v| split_contacts(v))
+        .count();
+    assert_eq!(
+        listed, 1,
+        "one contact, registered twice, listed more than once:\n{ok}"
+    );
     pbx.wait_metric(METRIC, 1.0, SETTLE);
 }
 
 #[test]
 fn register_over_tcp() {
     let pbx = pbx();
-    let run = Sipp::against("register_auth.xml", &pbx).tcp(&pbx).auth(EXT, PASSWORD).run();
+    let run = Sipp::against("register_auth.xml", &pbx)
+        .tcp(&pbx)
+        .auth(EXT, PASSWORD)
+        .run();
     run.assert_success(&pbx);
     let ok = run.received().pop().expect("a 200 OK");
     assert!(
@@ -156,24 +218,62 @@ fn register_over_tcp() {
 #[test]
 fn wrong_password_is_challenged_again_and_registers_nothing() {
     let pbx = pbx();
-    let run = Sipp::against("register_wrong_password.xml", &pbx).auth(EXT, "not-the-password").run();
+    let run = Sipp::against("register_wrong_password.xml", &pbx)
+        .auth(EXT, "not-the-password")
+        .run();
     run.assert_success(&pbx);
     let received = run.received();
     let last = received.last().expect("a response");
-    assert_eq!(status_of(last), Some(401), "wrong credentials must get a fresh 401:\n{}", run.report());
+    assert_eq!(
+        status_of(last),
+        Some(401),
+        "wrong credentials must get a fresh 401:\n{}",
+        run.report()
+    );
     assert!(
         !headers(last, "WWW-Authenticate").is_empty(),
         "the second 401 carries no new challenge:\n{last}"
     );
-    assert_eq!(pbx.metric(METRIC), Some(0.0), "a wrong password created a binding\n{}", pbx.logs());
+    assert_eq!(
+        pbx.metric(METRIC),
+        Some(0.0),
+        "a wrong password created a binding\n{}",
+        pbx.logs()
+    );
 
     // An unknown extension is refused the same way (no user enumeration).
-    let run = Sipp::against("register_wrong_password.xml", &pbx).auth("199", PASSWORD).run();
+    let run = Sipp::against("register_wrong_password.xml", &pbx)
+        .auth("199", PASSWORD)
+        .run();
     run.assert_success(&pbx);
 
     // One failure (below the ban threshold) does not lock the right password out.
     register(&pbx);
     pbx.wait_metric(METRIC, 1.0, SETTLE);
+}
+
+#[test]
+fn credentials_for_another_uri_are_refused() {
+    // RFC 2617 §3.2.2.5, RFC 7616 §3.4.6: the digest uri must designate the Request-URI
+    // (else a response captured for one request could authenticate another).
+    let pbx = pbx();
+    let run = Sipp::against("register_bad_digest_uri.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .auth_uri("other.example")
+        .run();
+    let sent = run.sent();
+    assert!(
+        sent.iter().any(|m| m.contains("uri=\"sip:other.example\"")),
+        "sipp did not send the foreign digest uri:\n{}",
+        run.report()
+    );
+    run.assert_success(&pbx);
+    assert_eq!(
+        pbx.metric(METRIC),
+        Some(0.0),
+        "credentials for another uri created a binding\n{}",
+        pbx.logs()
+    );
 }
 
 #[test]
@@ -186,7 +286,9 @@ fn unregister_with_star_removes_every_binding() {
     pbx.wait_metric(METRIC, 2.0, SETTLE);
 
     // A query (REGISTER without Contact) lists both.
-    let query = Sipp::against("query_bindings.xml", &pbx).auth(EXT, PASSWORD).run();
+    let query = Sipp::against("query_bindings.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .run();
     query.assert_success(&pbx);
     let listed = query.received().pop().expect("a 200");
     let contacts = headers(&listed, "Contact");
@@ -199,52 +301,102 @@ fn unregister_with_star_removes_every_binding() {
         );
     }
 
-    let unregister = Sipp::against("unregister_all.xml", &pbx).auth(EXT, PASSWORD).run();
+    let unregister = Sipp::against("unregister_all.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .run();
     unregister.assert_success(&pbx);
     let ok = unregister.received().pop().expect("a 200");
-    assert!(headers(&ok, "Contact").is_empty(), "bindings left after Contact: *:\n{ok}");
+    assert!(
+        headers(&ok, "Contact").is_empty(),
+        "bindings left after Contact: *:\n{ok}"
+    );
     pbx.wait_metric(METRIC, 0.0, SETTLE);
 
-    let query = Sipp::against("query_bindings.xml", &pbx).auth(EXT, PASSWORD).run();
+    let query = Sipp::against("query_bindings.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .run();
     query.assert_success(&pbx);
     let listed = query.received().pop().expect("a 200");
-    assert!(headers(&listed, "Contact").is_empty(), "a query after unregistering still lists:\n{listed}");
+    assert!(
+        headers(&listed, "Contact").is_empty(),
+        "a query after unregistering still lists:\n{listed}"
+    );
 }
 
 #[test]
 fn too_brief_expiry_gets_423_with_min_expires() {
     let pbx = pbx();
-    let run = Sipp::against("register_too_brief.xml", &pbx).auth(EXT, PASSWORD).key("expires", "10").run();
+    let run = Sipp::against("register_too_brief.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .key("expires", "10")
+        .run();
     run.assert_success(&pbx);
     let min: u64 = run
         .logged("min-expires")
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no Min-Expires value logged\n{}", run.report()));
-    assert_eq!(min, 60, "the default minimum expiry is 60 s\n{}", run.report());
-    assert_eq!(pbx.metric(METRIC), Some(0.0), "a refused REGISTER created a binding\n{}", pbx.logs());
+    assert_eq!(
+        min,
+        60,
+        "the default minimum expiry is 60 s\n{}",
+        run.report()
+    );
+    assert_eq!(
+        pbx.metric(METRIC),
+        Some(0.0),
+        "a refused REGISTER created a binding\n{}",
+        pbx.logs()
+    );
 
     // Exactly the minimum is accepted.
-    let run = Sipp::against("register_auth.xml", &pbx).auth(EXT, PASSWORD).key("expires", "60").run();
+    let run = Sipp::against("register_auth.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .key("expires", "60")
+        .run();
     run.assert_success(&pbx);
     pbx.wait_metric(METRIC, 1.0, SETTLE);
 }
 
 #[test]
 fn min_expires_is_configurable() {
-    let pbx = Pbx::builder().user(EXT, PASSWORD).serve_args(["--min-expires", "5"]).start();
-    let run = Sipp::against("register_too_brief.xml", &pbx).auth(EXT, PASSWORD).key("expires", "4").run();
+    let pbx = Pbx::builder()
+        .user(EXT, PASSWORD)
+        .serve_args(["--min-expires", "5"])
+        .start();
+    let run = Sipp::against("register_too_brief.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .key("expires", "4")
+        .run();
     run.assert_success(&pbx);
-    assert_eq!(run.logged("min-expires").as_deref(), Some("5"), "{}", run.report());
-    let run = Sipp::against("register_auth.xml", &pbx).auth(EXT, PASSWORD).key("expires", "5").run();
+    assert_eq!(
+        run.logged("min-expires").as_deref(),
+        Some("5"),
+        "{}",
+        run.report()
+    );
+    let run = Sipp::against("register_auth.xml", &pbx)
+        .auth(EXT, PASSWORD)
+        .key("expires", "5")
+        .run();
     run.assert_success(&pbx);
-    assert_eq!(run.logged("contact-expires").as_deref(), Some("5"), "{}", run.report());
+    assert_eq!(
+        run.logged("contact-expires").as_deref(),
+        Some("5"),
+        "{}",
+        run.report()
+    );
 }
 
 #[test]
 fn options_is_answered_over_udp_and_tcp() {
     let pbx = pbx();
-    Sipp::against("options.xml", &pbx).run().assert_success(&pbx);
-    Sipp::against("options.xml", &pbx).tcp(&pbx).run().assert_success(&pbx);
+    Sipp::against("options.xml", &pbx)
+        .run()
+        .assert_success(&pbx);
+    Sipp::against("options.xml", &pbx)
+        .tcp(&pbx)
+        .run()
+        .assert_success(&pbx);
 }
 
 #[test]
@@ -253,15 +405,25 @@ fn repeated_auth_failures_get_403_until_the_ban_expires() {
     const BAN_SECS: u64 = 4;
     let pbx = Pbx::builder()
         .user(EXT, PASSWORD)
-        .serve_args(["--auth-ban-after", &BAN_AFTER.to_string(), "--auth-ban-secs", &BAN_SECS.to_string()])
+        .serve_args([
+            "--auth-ban-after",
+            &BAN_AFTER.to_string(),
+            "--auth-ban-secs",
+            &BAN_SECS.to_string(),
+        ])
         .start();
 
     // Below the threshold: re-challenged.
     for _ in 0..BAN_AFTER - 1 {
-        Sipp::against("register_wrong_password.xml", &pbx).auth(EXT, "wrong").run().assert_success(&pbx);
+        Sipp::against("register_wrong_password.xml", &pbx)
+            .auth(EXT, "wrong")
+            .run()
+            .assert_success(&pbx);
     }
     // The failure that reaches the threshold: 401 or already 403, either is right.
-    let _ = Sipp::against("register_wrong_password.xml", &pbx).auth(EXT, "wrong").run();
+    let _ = Sipp::against("register_wrong_password.xml", &pbx)
+        .auth(EXT, "wrong")
+        .run();
 
     // Now everything from this address gets 403, even the right password.
     let banned = Sipp::against("register_banned.xml", &pbx).run();
@@ -276,9 +438,16 @@ fn repeated_auth_failures_get_403_until_the_ban_expires() {
 
     // After the cooling-off period, the right password registers again.
     let recovered = poll_until(Duration::from_secs(BAN_SECS + 30), || {
-        Sipp::against("options.xml", &pbx).run().success().then_some(())
+        Sipp::against("options.xml", &pbx)
+            .run()
+            .success()
+            .then_some(())
     });
-    assert!(recovered.is_some(), "still banned {BAN_SECS} s + 30 s later\n{}", pbx.logs());
+    assert!(
+        recovered.is_some(),
+        "still banned {BAN_SECS} s + 30 s later\n{}",
+        pbx.logs()
+    );
     register(&pbx);
     pbx.wait_metric(METRIC, 1.0, SETTLE);
 }

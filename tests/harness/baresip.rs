@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::net::{free_port, free_port_range};
 use crate::peers::require_peer;
-use crate::process::{tail, Proc, TempDir};
+use crate::process::{Proc, TempDir, tail};
 
 /// The account baresip registers.
 #[derive(Clone, Debug)]
@@ -56,10 +56,21 @@ impl Baresip {
         dir.write("accounts", format!("{}\n", account_line(&account)));
         dir.write("contacts", "");
         let mut cmd = Command::new(bin);
-        cmd.arg("-f").arg(dir.path()).arg("-s").env("HOME", dir.path());
+        cmd.arg("-f")
+            .arg(dir.path())
+            .arg("-s")
+            .env("HOME", dir.path());
         let proc = Proc::spawn("baresip", &mut cmd);
-        let b = Baresip { proc, dir, sip_port, ctrl_port, account };
-        let ready = b.proc.stdout.wait_for(Duration::from_secs(30), |out| out.contains("baresip is ready.").then_some(()));
+        let b = Baresip {
+            proc,
+            dir,
+            sip_port,
+            ctrl_port,
+            account,
+        };
+        let ready = b.proc.stdout.wait_for(Duration::from_secs(30), |out| {
+            out.contains("baresip is ready.").then_some(())
+        });
         if ready.is_none() {
             panic!("baresip did not become ready within 30 s\n{}", b.report());
         }
@@ -78,19 +89,28 @@ impl Baresip {
 
     /// Waits until baresip has received `n` 2xx responses to REGISTER.
     pub fn wait_register_oks(&self, n: usize, timeout: Duration) -> bool {
-        self.proc.stdout.wait_for(timeout, |out| (count_register_oks(out) >= n).then_some(())).is_some()
+        self.proc
+            .stdout
+            .wait_for(timeout, |out| (count_register_oks(out) >= n).then_some(()))
+            .is_some()
     }
 
     /// baresip's own summary line of the first registration, e.g.
     /// `101@pbx.test: {0/UDP/v4} 200 OK () [1 binding]`.
-    pub fn registration_line(&self) -> Option<String> {
+    /// Waits for it: baresip prints it just after handling the 200 (after the trace).
+    pub fn registration_line(&self, timeout: Duration) -> Option<String> {
         let needle = format!("{}@{}: {{", self.account.user, self.account.domain);
-        self.proc.stdout.text().lines().find(|l| l.starts_with(&needle)).map(str::to_string)
+        self.proc.stdout.wait_for(timeout, |out| {
+            out.lines()
+                .find(|l| l.starts_with(&needle))
+                .map(str::to_string)
+        })
     }
 
     /// Sends one ctrl_tcp command (netstring JSON) and returns the raw reply.
     pub fn command(&self, command: &str, params: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.ctrl_port)).expect("connecting to baresip ctrl_tcp");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.ctrl_port))
+            .expect("connecting to baresip ctrl_tcp");
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
         let json = format!(
             "{{\"command\":\"{command}\",\"params\":\"{}\",\"token\":\"e2e\"}}",
@@ -184,7 +204,12 @@ impl TracedMessage {
     }
 
     pub fn status(&self) -> Option<u16> {
-        self.first_line().strip_prefix("SIP/2.0 ")?.split_whitespace().next()?.parse().ok()
+        self.first_line()
+            .strip_prefix("SIP/2.0 ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 
     pub fn cseq_method(&self) -> Option<&str> {
@@ -203,7 +228,9 @@ pub fn parse_trace(out: &str) -> Vec<TracedMessage> {
         if line.trim() != "#" {
             continue;
         }
-        let Some(route) = lines.next_if(|l| l.contains(" -> ")) else { continue };
+        let Some(route) = lines.next_if(|l| l.contains(" -> ")) else {
+            continue;
+        };
         // Headers up to the empty line, then Content-Length bytes of body.
         let mut text = String::new();
         let mut content_length = 0usize;
@@ -224,13 +251,18 @@ pub fn parse_trace(out: &str) -> Vec<TracedMessage> {
             text.push('\n');
             let mut body = 0usize;
             while body < content_length {
-                let Some(l) = lines.next_if(|l| l.trim() != "#") else { break };
+                let Some(l) = lines.next_if(|l| l.trim() != "#") else {
+                    break;
+                };
                 body += l.len() + 2;
                 text.push_str(l);
                 text.push('\n');
             }
         }
-        messages.push(TracedMessage { route: route.to_string(), text });
+        messages.push(TracedMessage {
+            route: route.to_string(),
+            text,
+        });
     }
     messages
 }
@@ -238,7 +270,10 @@ pub fn parse_trace(out: &str) -> Vec<TracedMessage> {
 fn count_register_oks(out: &str) -> usize {
     parse_trace(out)
         .iter()
-        .filter(|m| m.status().is_some_and(|s| (200..300).contains(&s)) && m.cseq_method() == Some("REGISTER"))
+        .filter(|m| {
+            m.status().is_some_and(|s| (200..300).contains(&s))
+                && m.cseq_method() == Some("REGISTER")
+        })
         .count()
 }
 

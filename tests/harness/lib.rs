@@ -19,7 +19,7 @@ pub mod sipp;
 pub mod wire;
 
 pub use net::{free_port, free_port_range};
-pub use pbx::{hark_bin, Pbx, PbxBuilder, DOMAIN, TENANT};
+pub use pbx::{DOMAIN, Pbx, PbxBuilder, TENANT, hark_bin};
 pub use peers::require_peer;
-pub use process::{poll_until, wait_until, Proc, TempDir};
+pub use process::{Proc, TempDir, poll_until, wait_until};
 pub use sipp::{Sipp, SippRun};

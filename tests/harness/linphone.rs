@@ -52,7 +52,8 @@ impl Linphonec {
     pub fn start(account: LinphoneAccount) -> Linphonec {
         let bin = require_peer("linphonec");
         let dir = TempDir::new("linphonec");
-        std::fs::create_dir_all(dir.join(".local/share/linphone")).expect("creating linphone's data dir");
+        std::fs::create_dir_all(dir.join(".local/share/linphone"))
+            .expect("creating linphone's data dir");
         std::fs::create_dir_all(dir.join(".config")).expect("creating .config");
         let sip_port = free_port();
         let rc = rc(&account, sip_port, free_port(), free_port());
@@ -66,7 +67,13 @@ impl Linphonec {
             .env("XDG_DATA_HOME", dir.join(".local/share"))
             .env_remove("DISPLAY");
         let proc = Proc::spawn_with_stdin("linphonec", &mut cmd, true);
-        Linphonec { proc, dir, sip_port, account, rc }
+        Linphonec {
+            proc,
+            dir,
+            sip_port,
+            account,
+            rc,
+        }
     }
 
     /// How many times the account reached LinphoneRegistrationOk (first + refreshes).
@@ -75,7 +82,12 @@ impl Linphonec {
     }
 
     pub fn wait_register_oks(&self, n: usize, timeout: Duration) -> bool {
-        self.proc.stdout.wait_for(timeout, |out| (out.matches(REGISTRATION_OK).count() >= n).then_some(())).is_some()
+        self.proc
+            .stdout
+            .wait_for(timeout, |out| {
+                (out.matches(REGISTRATION_OK).count() >= n).then_some(())
+            })
+            .is_some()
             || self.register_oks() >= n
     }
 
@@ -120,7 +132,11 @@ impl Linphonec {
                 if !line.contains(needle) {
                     continue;
                 }
-                let msg: Vec<&str> = lines[i..].iter().take_while(|l| !l.trim().is_empty()).copied().collect();
+                let msg: Vec<&str> = lines[i..]
+                    .iter()
+                    .take_while(|l| !l.trim().is_empty())
+                    .copied()
+                    .collect();
                 found.push(msg.join("\n"));
             }
         }
@@ -140,8 +156,16 @@ impl Linphonec {
 /// The rc file: one proxy, one auth_info, loopback only, no video, no TCP/TLS listeners
 /// unless the account uses TCP.
 pub fn rc(a: &LinphoneAccount, sip_port: u16, audio_rtp: u16, video_rtp: u16) -> String {
-    let (udp_port, tcp_port) = if a.transport == "tcp" { (0, sip_port) } else { (sip_port, 0) };
-    let algorithm = a.algorithm.as_deref().map(|alg| format!("algorithm={alg}\n")).unwrap_or_default();
+    let (udp_port, tcp_port) = if a.transport == "tcp" {
+        (0, sip_port)
+    } else {
+        (sip_port, 0)
+    };
+    let algorithm = a
+        .algorithm
+        .as_deref()
+        .map(|alg| format!("algorithm={alg}\n"))
+        .unwrap_or_default();
     format!(
         "[sip]\n\
          sip_port={udp_port}\n\

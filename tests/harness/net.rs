@@ -30,7 +30,10 @@ pub fn free_port_range(count: u16) -> u16 {
         }
         let mut held = Vec::new();
         for port in first..first + count {
-            match (TcpListener::bind((LOOPBACK, port)), UdpSocket::bind((LOOPBACK, port))) {
+            match (
+                TcpListener::bind((LOOPBACK, port)),
+                UdpSocket::bind((LOOPBACK, port)),
+            ) {
                 (Ok(t), Ok(u)) => held.push((t, u)),
                 _ => continue 'outer,
             }
@@ -52,7 +55,10 @@ pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Res
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -63,17 +69,23 @@ pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Res
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_string() };
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     Ok(HttpResponse { status, body })
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
         if size == 0 || rest.len() < size {
             break;
         }
@@ -92,7 +104,9 @@ pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
         if line.starts_with('#') {
             continue;
         }
-        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
         // The name must end here: a space or a label set follows.
         let rest = if let Some(labels) = rest.strip_prefix('{') {
             match labels.split_once('}') {
@@ -104,7 +118,11 @@ pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
         } else {
             continue;
         };
-        if let Some(value) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+        if let Some(value) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
             *total.get_or_insert(0.0) += value;
         }
     }
@@ -121,7 +139,10 @@ mod tests {
                     hark_registrations{tenant=\"a\"} 2\nhark_registrations{tenant=\"b\"} 1\n\
                     hark_registrations_total 9\n";
         assert_eq!(metric_value(text, "hark_registrations"), Some(3.0));
-        assert_eq!(metric_value("hark_registrations 0\n", "hark_registrations"), Some(0.0));
+        assert_eq!(
+            metric_value("hark_registrations 0\n", "hark_registrations"),
+            Some(0.0)
+        );
         assert_eq!(metric_value("other 1\n", "hark_registrations"), None);
     }
 

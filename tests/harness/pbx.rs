@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::net::{http_get, metric_value};
-use crate::process::{self, tail, wait_until, Proc, TempDir};
+use crate::process::{self, Proc, TempDir, tail, wait_until};
 
 /// The SIP domain of the test tenant.
 pub const DOMAIN: &str = "pbx.test";
@@ -75,22 +75,52 @@ impl PbxBuilder {
         admin(
             &bin,
             &[
-                "pbx", "init", "--data", &data_arg, "--domain", &self.domain, "--tenant", &self.tenant,
-                "--admin-password", "admin-secret",
+                "pbx",
+                "init",
+                "--data",
+                &data_arg,
+                "--domain",
+                &self.domain,
+                "--tenant",
+                &self.tenant,
+                "--admin-password",
+                "admin-secret",
             ],
         );
         for (ext, password) in &self.users {
             admin(
                 &bin,
-                &["pbx", "user", "add", "--data", &data_arg, "--tenant", &self.tenant, "--ext", ext, "--password", password],
+                &[
+                    "pbx",
+                    "user",
+                    "add",
+                    "--data",
+                    &data_arg,
+                    "--tenant",
+                    &self.tenant,
+                    "--ext",
+                    ext,
+                    "--password",
+                    password,
+                ],
             );
         }
 
         let mut cmd = Command::new(&bin);
         // --sip-trace: every SIP message in the log, the wire evidence for failure messages.
-        cmd.args(["pbx", "serve", "--data", &data_arg, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--sip-trace"])
-            .args(&self.serve_args)
-            .env("RUST_BACKTRACE", "1");
+        cmd.args([
+            "pbx",
+            "serve",
+            "--data",
+            &data_arg,
+            "--sip",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--sip-trace",
+        ])
+        .args(&self.serve_args)
+        .env("RUST_BACKTRACE", "1");
         let mut proc = Proc::spawn("hark pbx serve", &mut cmd);
 
         let ready = proc.stderr.wait_for(READY_TIMEOUT, parse_ready);
@@ -103,11 +133,24 @@ impl PbxBuilder {
                 proc.report(200)
             );
         };
-        let pbx = Pbx { bin, data, proc, sip_udp, sip_tcp, http, domain: self.domain, tenant: self.tenant };
+        let pbx = Pbx {
+            bin,
+            data,
+            proc,
+            sip_udp,
+            sip_tcp,
+            http,
+            domain: self.domain,
+            tenant: self.tenant,
+        };
         wait_until(
             READY_TIMEOUT,
             "GET /healthz to answer 200",
-            || http_get(pbx.http, "/healthz", Duration::from_secs(5)).ok().filter(|r| r.status == 200),
+            || {
+                http_get(pbx.http, "/healthz", Duration::from_secs(5))
+                    .ok()
+                    .filter(|r| r.status == 200)
+            },
             || pbx.logs(),
         );
         pbx
@@ -144,7 +187,10 @@ fn admin(bin: &PathBuf, args: &[&str]) -> (String, String) {
     cmd.args(args);
     let line = process::describe(&cmd);
     let (status, out, err) = process::run("hark", &mut cmd, ADMIN_TIMEOUT);
-    assert!(status.success(), "`{line}` failed with {status}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        status.success(),
+        "`{line}` failed with {status}\nstdout:\n{out}\nstderr:\n{err}"
+    );
     (out, err)
 }
 
@@ -172,7 +218,12 @@ impl Pbx {
     }
 
     pub fn builder() -> PbxBuilder {
-        PbxBuilder { domain: DOMAIN.to_string(), tenant: TENANT.to_string(), users: Vec::new(), serve_args: Vec::new() }
+        PbxBuilder {
+            domain: DOMAIN.to_string(),
+            tenant: TENANT.to_string(),
+            users: Vec::new(),
+            serve_args: Vec::new(),
+        }
     }
 
     /// Runs `hark pbx <args> --data DIR` against this PBX's data dir; panics on failure.
@@ -186,7 +237,16 @@ impl Pbx {
 
     /// Adds an extension while the PBX runs.
     pub fn add_user(&self, ext: &str, password: &str) {
-        self.admin(&["user", "add", "--tenant", &self.tenant, "--ext", ext, "--password", password]);
+        self.admin(&[
+            "user",
+            "add",
+            "--tenant",
+            &self.tenant,
+            "--ext",
+            ext,
+            "--password",
+            password,
+        ]);
     }
 
     /// The data directory.
@@ -226,7 +286,11 @@ impl Pbx {
 
     /// The server's stderr (last lines), for failure messages.
     pub fn logs(&self) -> String {
-        format!("--- hark pbx serve ({}) stderr ---\n{}", self.proc.command_line(), tail(&self.proc.stderr.text(), 300))
+        format!(
+            "--- hark pbx serve ({}) stderr ---\n{}",
+            self.proc.command_line(),
+            tail(&self.proc.stderr.text(), 300)
+        )
     }
 
     /// The whole stderr.
@@ -248,14 +312,22 @@ impl Pbx {
 
     /// A SIP URI of this PBX's UDP listener, e.g. for an outbound proxy.
     pub fn sip_uri(&self, transport: &str) -> String {
-        let addr = if transport.eq_ignore_ascii_case("tcp") { self.sip_tcp } else { self.sip_udp };
+        let addr = if transport.eq_ignore_ascii_case("tcp") {
+            self.sip_tcp
+        } else {
+            self.sip_udp
+        };
         format!("sip:{addr};transport={}", transport.to_ascii_lowercase())
     }
 }
 
 impl std::fmt::Debug for Pbx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pbx").field("sip_udp", &self.sip_udp).field("sip_tcp", &self.sip_tcp).field("http", &self.http).finish()
+        f.debug_struct("Pbx")
+            .field("sip_udp", &self.sip_udp)
+            .field("sip_tcp", &self.sip_tcp)
+            .field("http", &self.http)
+            .finish()
     }
 }
 
@@ -272,6 +344,11 @@ mod tests {
         let (udp, tcp, http) = parse_ready(stderr).unwrap();
         assert_eq!((udp.port(), tcp.port(), http.port()), (40001, 40002, 40003));
         assert!(parse_ready("SIP listening on udp:127.0.0.1:1, tcp:127.0.0.1:2\n").is_none());
-        assert!(parse_ready("SIP listening on udp:127.0.0.1:1, tcp:127.0.0.1:2\nHTTP listening on 127.0.0.1:3\n").is_some());
+        assert!(
+            parse_ready(
+                "SIP listening on udp:127.0.0.1:1, tcp:127.0.0.1:2\nHTTP listening on 127.0.0.1:3\n"
+            )
+            .is_some()
+        );
     }
 }

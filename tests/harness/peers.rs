@@ -23,7 +23,9 @@ pub fn require_peer(binary: &str) -> PathBuf {
     }
     let package = package_of(binary);
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{binary} missing: install {package} (CI=true: the end-to-end tests need every peer)");
+        panic!(
+            "{binary} missing: install {package} (CI=true: the end-to-end tests need every peer)"
+        );
     }
     panic!(
         "{binary} missing: install {package} (`sudo apt-get install -y {package}`, or run scripts/test.sh, \
@@ -34,10 +36,14 @@ pub fn require_peer(binary: &str) -> PathBuf {
 /// Looks `binary` up on PATH.
 pub fn which(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(binary)).find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }

@@ -21,7 +21,10 @@ pub fn wait_until<T>(
 ) -> T {
     match poll_until(timeout, &mut probe) {
         Some(value) => value,
-        None => panic!("timed out after {timeout:?} waiting for {what}\n{}", context()),
+        None => panic!(
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            context()
+        ),
     }
 }
 
@@ -50,7 +53,10 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let name = format!(
             "hark-e2e-{label}-{}-{}-{nanos:x}",
             std::process::id(),
@@ -73,7 +79,8 @@ impl TempDir {
     pub fn write(&self, rel: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path.join(rel);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
         }
         fs::write(&path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path
@@ -112,7 +119,10 @@ impl Captured {
                 match stream.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        lock.lock().unwrap_or_else(|p| p.into_inner()).bytes.extend_from_slice(&buf[..n]);
+                        lock.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .bytes
+                            .extend_from_slice(&buf[..n]);
                         cvar.notify_all();
                     }
                 }
@@ -134,7 +144,11 @@ impl Captured {
     }
 
     /// Waits until `probe(text)` answers `Some`, woken whenever output grows.
-    pub fn wait_for<T>(&self, timeout: Duration, mut probe: impl FnMut(&str) -> Option<T>) -> Option<T> {
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut probe: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let (lock, cvar) = &*self.inner;
         let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,7 +164,10 @@ impl Captured {
             // Wake up at least every 200 ms so that probes which also look elsewhere
             // (files, the child's exit) make progress.
             let wait = (deadline - now).min(Duration::from_millis(200));
-            guard = cvar.wait_timeout(guard, wait).unwrap_or_else(|p| p.into_inner()).0;
+            guard = cvar
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
@@ -208,10 +225,24 @@ impl Proc {
 
     pub fn spawn_with_stdin(name: &str, cmd: &mut Command, piped_stdin: bool) -> Proc {
         let command_line = describe(cmd);
-        cmd.stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        cmd.stdin(if piped_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+        // If the test process dies without unwinding (killed by a runner's timeout), the
+        // kernel kills the child too. (It fires when the spawning *thread* exits: every
+        // Proc lives and dies within the test thread that started it.)
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {name} ({command_line}): {e}"));
@@ -219,7 +250,14 @@ impl Proc {
         let stderr = Captured::default();
         stdout.spawn_reader(child.stdout.take().expect("piped stdout"));
         stderr.spawn_reader(child.stderr.take().expect("piped stderr"));
-        Proc { name: name.to_string(), command_line, child, stdout, stderr, exited: None }
+        Proc {
+            name: name.to_string(),
+            command_line,
+            child,
+            stdout,
+            stderr,
+            exited: None,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -315,7 +353,9 @@ pub fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Str
     });
     // The reader threads finish shortly after the exit (unless a grandchild keeps the
     // pipes open; then take what there is).
-    let _ = poll_until(Duration::from_secs(5), || (proc.stdout.at_eof() && proc.stderr.at_eof()).then_some(()));
+    let _ = poll_until(Duration::from_secs(5), || {
+        (proc.stdout.at_eof() && proc.stderr.at_eof()).then_some(())
+    });
     (status, proc.stdout.text(), proc.stderr.text())
 }
 
@@ -323,7 +363,9 @@ pub fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Str
 pub fn read_lossy(path: &Path) -> String {
     match fs::read(path) {
         Ok(bytes) => strip_ansi(&String::from_utf8_lossy(&bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => format!("({} does not exist)", path.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            format!("({} does not exist)", path.display())
+        }
         Err(e) => format!("(reading {}: {e})", path.display()),
     }
 }

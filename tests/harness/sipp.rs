@@ -7,14 +7,20 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use crate::net::free_port;
-use crate::pbx::{Pbx, DOMAIN};
+use crate::pbx::{DOMAIN, Pbx};
 use crate::peers::require_peer;
-use crate::process::{self, read_lossy, tail, TempDir};
+use crate::process::{self, TempDir, read_lossy, tail};
 
 /// A scenario file in tests/sipp/.
 pub fn scenario_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name);
-    assert!(path.is_file(), "sipp scenario {} is missing", path.display());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "sipp scenario {} is missing",
+        path.display()
+    );
     path
 }
 
@@ -35,6 +41,7 @@ pub struct Sipp {
     extra: Vec<String>,
     scenario_timeout: Duration,
     local_port: Option<u16>,
+    auth_uri: Option<String>,
 }
 
 impl Sipp {
@@ -54,6 +61,7 @@ impl Sipp {
             extra: Vec::new(),
             scenario_timeout: Duration::from_secs(20),
             local_port: None,
+            auth_uri: None,
         }
     }
 
@@ -82,6 +90,13 @@ impl Sipp {
         s
     }
 
+    /// The digest uri sipp puts in its credentials, without "sip:" (default: the domain,
+    /// matching the Request-URI).
+    pub fn auth_uri(mut self, uri: &str) -> Sipp {
+        self.auth_uri = Some(uri.into());
+        self
+    }
+
     /// sipp's local port (-p); by default a free one. Reusing a port reuses the Contact.
     pub fn local_port(mut self, port: u16) -> Sipp {
         self.local_port = Some(port);
@@ -97,16 +112,39 @@ impl Sipp {
         let sipp = require_peer("sipp");
         let dir = TempDir::new("sipp");
         let local_port = self.local_port.unwrap_or_else(free_port);
-        let domain = self.keys.iter().find(|(k, _)| k == "domain").map(|(_, v)| v.clone()).unwrap_or_default();
+        let domain = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == "domain")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         let mut cmd = Command::new(sipp);
         cmd.current_dir(dir.path())
             .arg("-sf")
             .arg(scenario_path(&self.scenario))
             .arg(self.target.to_string())
-            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &local_port.to_string()])
-            .args(["-t", if self.transport == SippTransport::Tcp { "t1" } else { "u1" }])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                &local_port.to_string(),
+            ])
+            .args([
+                "-t",
+                if self.transport == SippTransport::Tcp {
+                    "t1"
+                } else {
+                    "u1"
+                },
+            ])
             .args(["-m", "1", "-l", "1", "-nostdin"])
-            .args(["-timeout", &format!("{}s", self.scenario_timeout.as_secs()), "-timeout_error"])
+            .args([
+                "-timeout",
+                &format!("{}s", self.scenario_timeout.as_secs()),
+                "-timeout_error",
+            ])
             .args(["-trace_err", "-error_file"])
             .arg(dir.join("errors.log"))
             .args(["-trace_msg", "-message_file"])
@@ -116,14 +154,19 @@ impl Sipp {
         if let Some((user, password)) = &self.auth {
             // The digest uri must equal the Request-URI (sip:DOMAIN); sipp's default is
             // the remote address, and it prefixes -auth_uri with "sip:" itself.
-            cmd.args(["-au", user, "-ap", password, "-auth_uri", &domain]);
+            let auth_uri = self.auth_uri.clone().unwrap_or(domain);
+            cmd.args(["-au", user, "-ap", password, "-auth_uri", &auth_uri]);
         }
         for (k, v) in &self.keys {
             cmd.args(["-key", k, v]);
         }
         cmd.args(&self.extra);
         let command_line = process::describe(&cmd);
-        let (status, stdout, stderr) = process::run("sipp", &mut cmd, self.scenario_timeout + Duration::from_secs(30));
+        let (status, stdout, stderr) = process::run(
+            "sipp",
+            &mut cmd,
+            self.scenario_timeout + Duration::from_secs(30),
+        );
         SippRun {
             scenario: self.scenario,
             command_line,
@@ -181,7 +224,12 @@ impl SippRun {
     /// Panics with the sipp trace and the PBX's log unless the scenario succeeded.
     pub fn assert_success(&self, pbx: &Pbx) -> &Self {
         if !self.success() {
-            panic!("sipp scenario {} failed\n{}\n{}", self.scenario, self.report(), pbx.logs());
+            panic!(
+                "sipp scenario {} failed\n{}\n{}",
+                self.scenario,
+                self.report(),
+                pbx.logs()
+            );
         }
         self
     }
@@ -189,29 +237,44 @@ impl SippRun {
     /// The value logged by the scenario as `name=VALUE` (last occurrence).
     pub fn logged(&self, name: &str) -> Option<String> {
         let prefix = format!("{name}=");
-        self.log.lines().rev().find_map(|l| l.trim().strip_prefix(&prefix).map(|v| v.trim().to_string()))
+        self.log
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(&prefix).map(|v| v.trim().to_string()))
     }
 
     /// The SIP messages sipp received, in order (text of each).
     pub fn received(&self) -> Vec<String> {
-        self.trace_entries().filter(|(dir, _)| dir.contains("received")).map(|(_, m)| m).collect()
+        self.trace_entries()
+            .filter(|(dir, _)| dir.contains("received"))
+            .map(|(_, m)| m)
+            .collect()
     }
 
     /// The SIP messages sipp sent, in order.
     pub fn sent(&self) -> Vec<String> {
-        self.trace_entries().filter(|(dir, _)| dir.contains("sent")).map(|(_, m)| m).collect()
+        self.trace_entries()
+            .filter(|(dir, _)| dir.contains("sent"))
+            .map(|(_, m)| m)
+            .collect()
     }
 
     fn trace_entries(&self) -> impl Iterator<Item = (String, String)> + '_ {
         // Entries look like: "-----...----- TIMESTAMP\nUDP message received [N] bytes :\n\nMESSAGE"
-        self.messages.split("\n-----------------------------------------------").filter_map(|entry| {
-            let entry = entry.trim_start_matches('-');
-            let mut lines = entry.splitn(3, '\n');
-            let _timestamp = lines.next()?;
-            let direction = lines.next()?.to_string();
-            let message = lines.next().unwrap_or("").trim_start_matches(['\r', '\n']).to_string();
-            (direction.contains("message")).then_some((direction, message))
-        })
+        self.messages
+            .split("\n-----------------------------------------------")
+            .filter_map(|entry| {
+                let entry = entry.trim_start_matches('-');
+                let mut lines = entry.splitn(3, '\n');
+                let _timestamp = lines.next()?;
+                let direction = lines.next()?.to_string();
+                let message = lines
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches(['\r', '\n'])
+                    .to_string();
+                (direction.contains("message")).then_some((direction, message))
+            })
     }
 }
 

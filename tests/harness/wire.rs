@@ -11,7 +11,11 @@ use crate::pbx::DOMAIN;
 /// A fresh token for branches, tags and Call-IDs.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A valid OPTIONS from `local` (whose Via names `transport`), with its branch and Call-ID.
@@ -47,7 +51,11 @@ impl Response {
         let first = text.lines().next()?;
         let rest = first.strip_prefix("SIP/2.0 ")?;
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-        Some(Response { code: code.trim().parse().ok()?, reason: reason.trim().to_string(), raw: raw.to_vec() })
+        Some(Response {
+            code: code.trim().parse().ok()?,
+            reason: reason.trim().to_string(),
+            raw: raw.to_vec(),
+        })
     }
 
     pub fn text(&self) -> String {
@@ -57,10 +65,16 @@ impl Response {
     /// The first value of header `name` (long or compact form given by the caller).
     pub fn header(&self, names: &[&str]) -> Option<String> {
         let text = self.text();
-        text.lines().skip(1).take_while(|l| !l.is_empty()).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            names.iter().any(|want| n.trim().eq_ignore_ascii_case(want)).then(|| v.trim().to_string())
-        })
+        text.lines()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                names
+                    .iter()
+                    .any(|want| n.trim().eq_ignore_ascii_case(want))
+                    .then(|| v.trim().to_string())
+            })
     }
 }
 
@@ -111,11 +125,15 @@ impl UdpPeer {
             if now >= deadline {
                 return got;
             }
-            self.socket.set_read_timeout(Some(deadline - now)).expect("set_read_timeout");
+            self.socket
+                .set_read_timeout(Some(deadline - now))
+                .expect("set_read_timeout");
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) if from == self.server => got.push(buf[..n].to_vec()),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return got,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return got;
+                }
                 Err(e) => panic!("recv_from: {e}"),
             }
         }
@@ -130,11 +148,15 @@ impl UdpPeer {
             if now >= deadline {
                 return None;
             }
-            self.socket.set_read_timeout(Some(deadline - now)).expect("set_read_timeout");
+            self.socket
+                .set_read_timeout(Some(deadline - now))
+                .expect("set_read_timeout");
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) if from == self.server => return Some(buf[..n].to_vec()),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None;
+                }
                 Err(e) => panic!("recv_from: {e}"),
             }
         }
@@ -148,10 +170,13 @@ impl UdpPeer {
         let mut interval = Duration::from_millis(500);
         let mut seen = Vec::new();
         loop {
-            self.send(msg.as_bytes()).map_err(|e| format!("send: {e}"))?;
+            self.send(msg.as_bytes())
+                .map_err(|e| format!("send: {e}"))?;
             let until = (Instant::now() + interval).min(deadline);
             while Instant::now() < until {
-                let Some(raw) = self.recv_within(until - Instant::now()) else { break };
+                let Some(raw) = self.recv_within(until - Instant::now()) else {
+                    break;
+                };
                 match Response::parse(&raw) {
                     Some(r) if r.code >= 200 && r.text().contains(&branch) => return Ok(r),
                     _ => seen.push(escape(&raw, 600)),
@@ -182,7 +207,12 @@ impl TcpPeer {
         let stream = TcpStream::connect_timeout(&server, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connecting to {server}: {e}"));
         stream.set_nodelay(true).ok();
-        TcpPeer { stream, buf: Vec::new(), closed: false, stash: Vec::new() }
+        TcpPeer {
+            stream,
+            buf: Vec::new(),
+            closed: false,
+            stash: Vec::new(),
+        }
     }
 
     pub fn local(&self) -> SocketAddr {
@@ -231,12 +261,16 @@ impl TcpPeer {
             if now >= deadline {
                 return None;
             }
-            self.stream.set_read_timeout(Some(deadline - now)).expect("set_read_timeout");
+            self.stream
+                .set_read_timeout(Some(deadline - now))
+                .expect("set_read_timeout");
             let mut chunk = [0u8; 16384];
             match self.stream.read(&mut chunk) {
                 Ok(0) => self.closed = true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None;
+                }
                 Err(_) => self.closed = true,
             }
         }
@@ -244,7 +278,11 @@ impl TcpPeer {
 
     /// The first message (stashed earlier, or read now) that satisfies `wanted`; others
     /// read meanwhile are stashed for later calls.
-    pub fn recv_where(&mut self, timeout: Duration, wanted: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    pub fn recv_where(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&[u8]) -> bool,
+    ) -> Option<Vec<u8>> {
         if let Some(i) = self.stash.iter().position(|m| wanted(m)) {
             return Some(self.stash.remove(i));
         }
@@ -279,7 +317,10 @@ mod tests {
 
     #[test]
     fn responses_parse() {
-        let r = Response::parse(b"SIP/2.0 400 Missing Call-ID\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\ni: abc\r\n\r\n").unwrap();
+        let r = Response::parse(
+            b"SIP/2.0 400 Missing Call-ID\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\ni: abc\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!(r.code, 400);
         assert_eq!(r.reason, "Missing Call-ID");
         assert_eq!(r.header(&["Call-ID", "i"]).as_deref(), Some("abc"));

@@ -75,9 +75,11 @@ pub struct ServeArgs {
     /// How long a banned address gets 403 to everything.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     auth_ban_secs: u64,
-    /// Digest algorithms offered, in order. MD5 first by default: many phones (and sipp)
-    /// read only the first challenge and know only MD5. `SHA-256` alone refuses MD5.
-    #[arg(long, default_value = "MD5,SHA-256", value_name = "LIST", value_parser = parse_algorithms)]
+    /// Digest algorithms challenged with, in order of preference: MD5, SHA-256 or both
+    /// (e.g. `SHA-256,MD5`). MD5 alone by default: deployed clients (baresip 1.0, sipp,
+    /// many desk phones) fail outright when any challenge is SHA-256, or read only the
+    /// first. `SHA-256` alone refuses MD5 clients.
+    #[arg(long, default_value = "MD5", value_name = "LIST", value_parser = parse_algorithms)]
     digest_algorithms: AlgorithmList,
 }
 
@@ -522,5 +524,10 @@ async fn shutdown_signal() {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }

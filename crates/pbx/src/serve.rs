@@ -190,7 +190,7 @@ fn trace_inbound(inbound: &Inbound) {
             let wire = hark_sip::encode(msg);
             tracing::info!(target: "sip", "<<< from {peer}\n{}", String::from_utf8_lossy(&wire));
         }
-        Inbound::Malformed { peer, error, raw } => {
+        Inbound::Malformed { peer, error, raw, .. } => {
             tracing::info!(target: "sip", "<<< malformed from {peer} ({error})\n{}", String::from_utf8_lossy(raw));
         }
         Inbound::Ping { peer } => tracing::debug!(target: "sip", "<<< keep-alive from {peer}"),

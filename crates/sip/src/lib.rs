@@ -8,6 +8,7 @@ pub mod auth;
 pub mod dialog;
 pub mod ids;
 pub mod message;
+pub mod nameaddr;
 pub mod parse;
 pub mod serialize;
 pub mod transaction;
@@ -15,6 +16,7 @@ pub mod transport;
 
 pub use ids::{Branch, CallId, Tag};
 pub use message::{response_to, status, SipHeaders};
+pub use nameaddr::NameAddr;
 pub use parse::{parse_datagram, Framing, Limits, ParseError};
 pub use serialize::encode;
 

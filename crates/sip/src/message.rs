@@ -3,6 +3,7 @@
 //! headers exist; the helpers still return errors instead of panicking on hand-built ones.
 
 use crate::ids::{Branch, CallId, Tag};
+use crate::nameaddr::NameAddr;
 use rsip::headers::ToTypedHeader;
 use rsip::headers::UntypedHeader;
 use rsip::message::HeadersExt;
@@ -41,14 +42,19 @@ pub trait SipHeaders: HeadersExt {
 
     fn from_tag(&self) -> Result<Option<Tag>, MessageError> {
         let h = self.from_header().map_err(|_| MessageError::Missing("From"))?;
-        let t = h.typed().map_err(|_| MessageError::Malformed("From"))?;
-        Ok(t.tag().map(|t| Tag::new(t.to_string())))
+        let n = NameAddr::parse(h.value()).map_err(|_| MessageError::Malformed("From"))?;
+        Ok(n.tag().map(Tag::new))
     }
 
     fn to_tag(&self) -> Result<Option<Tag>, MessageError> {
         let h = self.to_header().map_err(|_| MessageError::Missing("To"))?;
-        let t = h.typed().map_err(|_| MessageError::Malformed("To"))?;
-        Ok(t.tag().map(|t| Tag::new(t.to_string())))
+        let n = NameAddr::parse(h.value()).map_err(|_| MessageError::Malformed("To"))?;
+        Ok(n.tag().map(Tag::new))
+    }
+
+    /// The To header's value as name-addr (for the AOR of a REGISTER, the callee…).
+    fn to_value(&self) -> Result<&str, MessageError> {
+        self.to_header().map(|h| h.value()).map_err(|_| MessageError::Missing("To"))
     }
 
     /// The first value of a header rsip has no variant for, by case-insensitive name.
@@ -88,7 +94,7 @@ pub fn response_to(req: &Request, status_code: StatusCode, to_tag: Option<&Tag>)
         match h {
             Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => headers.push(h.clone()),
             Header::To(to) => {
-                let has_tag = to.typed().map(|t| t.tag().is_some()).unwrap_or(true);
+                let has_tag = NameAddr::parse(to.value()).map(|n| n.tag().is_some()).unwrap_or(true);
                 match (to_tag, has_tag, code) {
                     (Some(tag), false, c) if c != 100 => {
                         headers.push(Header::To(rsip::headers::To::new(format!("{};tag={tag}", to.value()))))

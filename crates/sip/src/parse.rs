@@ -7,6 +7,7 @@
 
 use rsip::headers::UntypedHeader;
 use rsip::message::HeadersExt;
+use crate::nameaddr::NameAddr;
 use rsip::SipMessage;
 
 /// Bounds on what a peer may make us buffer or parse.
@@ -265,9 +266,9 @@ fn validate(msg: &SipMessage) -> Result<(), ParseError> {
     let via = msg.via_header().map_err(|_| ParseError::MissingHeader("Via"))?;
     via.typed().map_err(|_| ParseError::BadHeader("Via"))?;
     let from = msg.from_header().map_err(|_| ParseError::MissingHeader("From"))?;
-    from.typed().map_err(|_| ParseError::BadHeader("From"))?;
+    NameAddr::parse(from.value()).map_err(|_| ParseError::BadHeader("From"))?;
     let to = msg.to_header().map_err(|_| ParseError::MissingHeader("To"))?;
-    to.typed().map_err(|_| ParseError::BadHeader("To"))?;
+    NameAddr::parse(to.value()).map_err(|_| ParseError::BadHeader("To"))?;
     let call_id = msg.call_id_header().map_err(|_| ParseError::MissingHeader("Call-ID"))?;
     if call_id.value().trim().is_empty() {
         return Err(ParseError::BadHeader("Call-ID"));
@@ -288,17 +289,23 @@ fn validate(msg: &SipMessage) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// Builds a 400 for a request we could not parse, from its raw header lines, when it has
-/// the headers a response must echo (RFC 3261 §8.2.6). Returns None for responses, ACKs
-/// and anything too broken to answer: those are dropped silently.
+/// Builds a 400 for a request we could not parse, from its raw header lines.
 pub fn bad_request_reply(buf: &[u8], reason: &str) -> Option<Vec<u8>> {
+    error_reply(buf, 400, reason)
+}
+
+/// Builds an error response for a request we could not parse, echoing the raw Via,
+/// From, To, Call-ID and CSeq lines it has (RFC 3261 §8.2.6; §21.4.1's own example is a
+/// 400 for a missing Call-ID). A Via is the least it needs, to be routed back. Returns
+/// None for responses, ACKs and anything too broken to answer: those are dropped.
+pub fn error_reply(buf: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let buf = skip_leading_crlf(buf);
     let head_end = find(buf, b"\r\n\r\n").unwrap_or(buf.len().min(65_535));
     let text = std::str::from_utf8(&buf[..head_end]).ok()?;
     let mut lines = text.split("\r\n");
     let start = lines.next()?;
     let method = start.split(' ').next()?;
-    if start.starts_with("SIP/") || method == "ACK" || !start.ends_with("SIP/2.0") {
+    if start.starts_with("SIP/") || method == "ACK" || !start.ends_with(" SIP/2.0") {
         return None;
     }
     let wanted = ["Via", "From", "To", "Call-ID", "CSeq"];
@@ -313,16 +320,31 @@ pub fn bad_request_reply(buf: &[u8], reason: &str) -> Option<Vec<u8>> {
             echoed.push((w, value.trim()));
         }
     }
-    if !wanted.iter().all(|w| echoed.iter().any(|(n, _)| n == w)) {
+    if !echoed.iter().any(|(n, _)| *n == "Via") {
         return None;
     }
     let reason: String = reason.chars().filter(|c| !c.is_control()).take(100).collect();
-    let mut out = format!("SIP/2.0 400 {reason}\r\n");
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for (name, value) in echoed {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
+}
+
+/// A Content-Length read from raw header lines, for framing past a header section that
+/// failed to parse. Err when present but not a number.
+fn raw_content_length(head: &[u8]) -> Result<Option<usize>, ()> {
+    let text = String::from_utf8_lossy(head);
+    for line in text.split("\r\n").skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
+                return value.trim().parse().map(Some).map_err(|_| ());
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// What a stream transport's framer hands up.
@@ -332,25 +354,34 @@ pub enum StreamItem {
     /// RFC 5626 keep-alive "ping" (a double CRLF); answer with a single CRLF "pong".
     Ping,
     /// Bytes that could not be parsed were skipped; the raw head is kept for a 400.
+    /// Framing is intact: the next message can be read.
     Error { error: ParseError, raw: Vec<u8> },
+    /// The stream cannot be framed any more (no usable Content-Length, or too large):
+    /// answer if possible and close the connection. The framer takes no more input.
+    Fatal { error: ParseError, raw: Vec<u8> },
 }
 
-/// Frames SIP messages out of a TCP/TLS byte stream (§18.3), resynchronising after
-/// garbage instead of giving up on the connection.
+/// Frames SIP messages out of a TCP/TLS byte stream (§18.3). A message that fails to
+/// parse is skipped when its length is still known; when it is not, the stream is done:
+/// guessing where the next message starts would let a body smuggle requests.
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: Vec<u8>,
     limits: Limits,
-    /// Body bytes of a refused oversized message still to be skipped as they arrive.
+    /// Body bytes of a skipped message still to be dropped as they arrive.
     discard: usize,
+    poisoned: bool,
 }
 
 impl StreamFramer {
     pub fn new(limits: Limits) -> Self {
-        Self { buf: Vec::new(), limits, discard: 0 }
+        Self { buf: Vec::new(), limits, discard: 0, poisoned: false }
     }
 
     pub fn push(&mut self, data: &[u8]) {
+        if self.poisoned {
+            return;
+        }
         let skipped = self.discard.min(data.len());
         self.discard -= skipped;
         self.buf.extend_from_slice(&data[skipped..]);
@@ -361,7 +392,17 @@ impl StreamFramer {
         self.buf.len()
     }
 
+    fn fatal(&mut self, error: ParseError, raw_len: usize) -> Option<StreamItem> {
+        self.poisoned = true;
+        let raw = self.buf[..raw_len.min(self.buf.len())].to_vec();
+        self.buf = Vec::new();
+        Some(StreamItem::Fatal { error, raw })
+    }
+
     pub fn next_item(&mut self) -> Option<StreamItem> {
+        if self.poisoned {
+            return None;
+        }
         if self.buf.starts_with(b"\r\n\r\n") {
             self.buf.drain(..4);
             return Some(StreamItem::Ping);
@@ -372,13 +413,11 @@ impl StreamFramer {
         } else if skip > 0 {
             return None; // maybe the start of a ping; wait
         }
+        let max = self.limits.max_message_bytes;
         let Some(head_end) = find(&self.buf, b"\r\n\r\n") else {
-            if self.buf.len() > self.limits.max_message_bytes {
-                let raw = std::mem::take(&mut self.buf);
-                return Some(StreamItem::Error {
-                    error: ParseError::TooLarge { size: raw.len(), limit: self.limits.max_message_bytes },
-                    raw,
-                });
+            if self.buf.len() > max {
+                let size = self.buf.len();
+                return self.fatal(ParseError::TooLarge { size, limit: max }, max);
             }
             return None;
         };
@@ -386,24 +425,27 @@ impl StreamFramer {
         let head = match Head::parse(&self.buf[..head_end], &self.limits) {
             Ok(head) => head,
             Err(error) => {
+                // Garbage without a Content-Length has no body for anyone to frame
+                // differently: skip its head and read on (resynchronise).
+                let len = match raw_content_length(&self.buf[..head_end]) {
+                    Ok(len) => len.unwrap_or(0),
+                    Err(()) => return self.fatal(ParseError::BadContentLength, consumed_head),
+                };
+                if consumed_head + len > max {
+                    return self.fatal(ParseError::TooLarge { size: consumed_head + len, limit: max }, consumed_head);
+                }
                 let raw: Vec<u8> = self.buf.drain(..consumed_head).collect();
+                let drop_now = len.min(self.buf.len());
+                self.buf.drain(..drop_now);
+                self.discard = len - drop_now;
                 return Some(StreamItem::Error { error, raw });
             }
         };
         let Some(len) = head.content_length else {
-            let raw: Vec<u8> = self.buf.drain(..consumed_head).collect();
-            return Some(StreamItem::Error { error: ParseError::MissingContentLength, raw });
+            return self.fatal(ParseError::MissingContentLength, consumed_head);
         };
-        if consumed_head + len > self.limits.max_message_bytes {
-            let raw: Vec<u8> = self.buf.drain(..consumed_head).collect();
-            // The body is skipped as it arrives: drop what is here, keep framing honest.
-            let drop_now = len.min(self.buf.len());
-            self.buf.drain(..drop_now);
-            self.discard = len - drop_now;
-            return Some(StreamItem::Error {
-                error: ParseError::TooLarge { size: consumed_head + len, limit: self.limits.max_message_bytes },
-                raw,
-            });
+        if consumed_head + len > max {
+            return self.fatal(ParseError::TooLarge { size: consumed_head + len, limit: max }, consumed_head);
         }
         if self.buf.len() < consumed_head + len {
             return None;

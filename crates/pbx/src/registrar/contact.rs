@@ -1,6 +1,7 @@
 //! Contact header values as a registrar needs them: the URI to reach, and the `expires`,
-//! `q` and `+sip.instance` parameters. Small and exact rather than rsip's typed Contact,
-//! which mishandles `*` and quoted parameters.
+//! `q` and `+sip.instance` parameters.
+
+use hark_sip::NameAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactValue {
@@ -15,53 +16,17 @@ pub struct ContactValue {
 pub struct ContactError;
 
 pub fn parse_contact(value: &str) -> Result<ContactValue, ContactError> {
-    let value = value.trim();
-    let (uri, params) = match value.find('<') {
-        Some(open) => {
-            let close = value[open..].find('>').ok_or(ContactError)? + open;
-            (&value[open + 1..close], &value[close + 1..])
-        }
-        None => match value.find(';') {
-            Some(semi) => (&value[..semi], &value[semi..]),
-            None => (value, ""),
-        },
-    };
-    let uri = uri.trim();
-    let lower = uri.to_ascii_lowercase();
-    if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || uri.len() <= 4 || uri.contains(char::is_whitespace) {
+    let n = NameAddr::parse(value).map_err(|_| ContactError)?;
+    let lower = n.uri.to_ascii_lowercase();
+    if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || n.uri_hostport().is_empty() {
         return Err(ContactError);
     }
-    let mut contact = ContactValue { uri: uri.to_owned(), expires: None, q: None, instance: None };
-    for param in split_params(params) {
-        let (name, val) = match param.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim())),
-            None => (param.trim(), None),
-        };
-        match name.to_ascii_lowercase().as_str() {
-            "expires" => contact.expires = val.map(str::to_owned),
-            "q" => contact.q = val.map(str::to_owned),
-            "+sip.instance" => contact.instance = val.map(|v| v.trim_matches('"').to_owned()),
-            _ => {}
-        }
-    }
-    Ok(contact)
-}
-
-fn split_params(params: &str) -> impl Iterator<Item = &str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in params.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ';' if !quoted => {
-                parts.push(&params[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&params[start..]);
-    parts.into_iter().map(str::trim).filter(|p| !p.is_empty())
+    Ok(ContactValue {
+        uri: n.uri.to_owned(),
+        expires: n.param("expires").map(str::to_owned),
+        q: n.param("q").map(str::to_owned),
+        instance: n.param("+sip.instance").map(|v| v.trim_matches('"').to_owned()),
+    })
 }
 
 #[cfg(test)]

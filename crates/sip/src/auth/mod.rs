@@ -27,4 +27,3 @@ pub use client::{ClientError, DigestClient, answer};
 pub use credentials::DigestCredentials;
 pub use params::{HeaderError, MAX_HEADER_VALUE_BYTES, MAX_PARAMS};
 pub use server::{AuthError, DEFAULT_MAX_TRACKED_NONCES, DigestServer, Verified};
-pub use uri::UriPolicy;

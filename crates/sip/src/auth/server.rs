@@ -13,7 +13,7 @@ use super::credentials::DigestCredentials;
 use super::nonce::{NonceCodec, NonceStamp};
 use super::params::HeaderError;
 use super::replay::{ReplayGuard, SINGLE_USE};
-use super::uri::{uri_acceptable, UriPolicy};
+use super::uri::uri_matches;
 
 /// Default cap on replay records: above the ~3 million live nonces of the design load
 /// (20,000 verifications/s with a five-minute lifetime).
@@ -71,7 +71,6 @@ pub struct DigestServer {
     lifetime_secs: u64,
     /// Offered in this order (RFC 8760 §2.4: preference order).
     algorithms: Vec<Algorithm>,
-    uri_policy: UriPolicy,
 }
 
 impl DigestServer {
@@ -85,15 +84,9 @@ impl DigestServer {
             latest: base,
             lifetime_secs: nonce_lifetime.as_secs(),
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
-            uri_policy: UriPolicy::Strict,
         }
     }
 
-    /// How the digest-uri is compared with the Request-URI (strict by default).
-    pub fn with_uri_policy(mut self, policy: UriPolicy) -> Self {
-        self.uri_policy = policy;
-        self
-    }
 
     /// Sets the algorithms offered and accepted, in the order challenges are sent (RFC 8760:
     /// preferred first). The order is a deployment choice: many deployed clients (sipp,
@@ -180,7 +173,7 @@ impl DigestServer {
             }
             Some(other) => return Err(AuthError::UnsupportedQop(other.to_owned())),
         };
-        if !uri_acceptable(self.uri_policy, &creds.uri, request_uri) {
+        if !uri_matches(&creds.uri, request_uri) {
             return Err(AuthError::UriMismatch {
                 digest_uri: creds.uri.clone(),
                 request_uri: request_uri.to_owned(),

@@ -23,33 +23,6 @@ pub(crate) fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
     }
 }
 
-/// How closely the digest-uri must match the Request-URI.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum UriPolicy {
-    /// Same scheme, user, host and port (or the identical string).
-    #[default]
-    Strict,
-    /// Same scheme and user; host and port may differ. For a server that is reached
-    /// under several names (its domain, its addresses, through NAT or an SBC) and whose
-    /// clients compute the digest over the name they dialled. Replay protection does not
-    /// rest on this check: nonce-counts bind each response.
-    SameUser,
-}
-
-/// Whether a digest-uri is acceptable for a Request-URI under `policy`.
-pub(crate) fn uri_acceptable(policy: UriPolicy, digest_uri: &str, request_uri: &str) -> bool {
-    match policy {
-        UriPolicy::Strict => uri_matches(digest_uri, request_uri),
-        UriPolicy::SameUser => {
-            uri_matches(digest_uri, request_uri)
-                || match (Target::parse(digest_uri.trim()), Target::parse(request_uri.trim())) {
-                    (Some(x), Some(y)) => x.secure == y.secure && x.user == y.user,
-                    _ => false,
-                }
-        }
-    }
-}
-
 /// The identifying part of a `sip:` or `sips:` URI.
 #[derive(Debug, PartialEq, Eq)]
 struct Target<'a> {
@@ -116,16 +89,6 @@ mod tests {
         ));
         assert!(uri_matches("sip:alice:secret@example.com", "sip:alice@example.com?subject=x"));
         assert!(uri_matches("SIP:[::1]:5070;lr", "sip:[::1]:5070"));
-    }
-
-    #[test]
-    fn same_user_policy_lets_the_host_differ_but_not_the_user() {
-        let p = UriPolicy::SameUser;
-        assert!(uri_acceptable(p, "sip:127.0.0.1:5060", "sip:pbx.test"));
-        assert!(uri_acceptable(p, "sip:101@10.0.0.1", "sip:101@pbx.test"));
-        assert!(!uri_acceptable(p, "sip:102@pbx.test", "sip:101@pbx.test"));
-        assert!(!uri_acceptable(p, "sips:pbx.test", "sip:pbx.test"));
-        assert!(!uri_acceptable(UriPolicy::Strict, "sip:127.0.0.1:5060", "sip:pbx.test"));
     }
 
     #[test]

@@ -118,17 +118,46 @@ fn stream_framer_frames_resyncs_and_answers_pings() {
 }
 
 #[test]
-fn stream_framer_requires_content_length_and_skips_oversized_bodies() {
+fn stream_framer_closes_on_unframeable_input() {
+    // No Content-Length: the stream cannot be framed; nothing after it is read.
     let mut f = StreamFramer::new(limits());
     f.push(REGISTER.replace("Content-Length: 0\r\n", "").as_bytes());
-    assert!(matches!(f.next_item(), Some(StreamItem::Error { error: ParseError::MissingContentLength, .. })));
-    let huge = REGISTER.replace("Content-Length: 0", "Content-Length: 100000");
-    f.push(huge.as_bytes());
-    f.push(&vec![b'a'; 1000]);
-    assert!(matches!(f.next_item(), Some(StreamItem::Error { error: ParseError::TooLarge { .. }, .. })));
-    f.push(&vec![b'a'; 99_000]);
     f.push(REGISTER.as_bytes());
-    assert!(matches!(f.next_item(), Some(StreamItem::Message(_))), "framing resumes after the skipped body");
+    assert!(matches!(f.next_item(), Some(StreamItem::Fatal { error: ParseError::MissingContentLength, .. })));
+    assert_eq!(f.next_item(), None, "poisoned");
+    // A non-numeric Content-Length could hide a request in its "body".
+    let mut f = StreamFramer::new(limits());
+    f.push(REGISTER.replace("Content-Length: 0", "Content-Length: abc").as_bytes());
+    assert!(matches!(f.next_item(), Some(StreamItem::Fatal { error: ParseError::BadContentLength, .. })));
+    // Too large, declared or streamed without an end.
+    let mut f = StreamFramer::new(limits());
+    f.push(REGISTER.replace("Content-Length: 0", "Content-Length: 100000").as_bytes());
+    assert!(matches!(f.next_item(), Some(StreamItem::Fatal { error: ParseError::TooLarge { .. }, .. })));
+    let mut f = StreamFramer::new(limits());
+    f.push(&vec![b'a'; 70_000]);
+    assert!(matches!(f.next_item(), Some(StreamItem::Fatal { error: ParseError::TooLarge { .. }, .. })));
+    f.push(REGISTER.as_bytes());
+    assert_eq!((f.next_item(), f.buffered()), (None, 0), "takes no more input");
+}
+
+#[test]
+fn stream_framer_skips_a_bad_message_whose_length_is_known() {
+    let mut f = StreamFramer::new(limits());
+    let bad = REGISTER.replace("Expires: 3600", "no colon here").replace("Content-Length: 0\r\n\r\n", "Content-Length: 12\r\n\r\nINVITE sip:x");
+    f.push(bad.as_bytes());
+    f.push(REGISTER.as_bytes());
+    assert!(matches!(f.next_item(), Some(StreamItem::Error { error: ParseError::BadHeaderLine, .. })));
+    assert!(matches!(f.next_item(), Some(StreamItem::Message(_))), "the body was skipped, not parsed");
+}
+
+#[test]
+fn error_replies_need_only_a_via() {
+    let no_call_id = REGISTER.replace("Call-ID: reg-1\r\n", "");
+    let reply = String::from_utf8(error_reply(no_call_id.as_bytes(), 400, "Missing Call-ID").unwrap()).unwrap();
+    assert!(reply.starts_with("SIP/2.0 400 Missing Call-ID\r\nVia: "), "{reply}");
+    assert!(!reply.contains("\r\nCall-ID:"), "{reply}");
+    let no_via = REGISTER.replace("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport\r\n", "");
+    assert!(error_reply(no_via.as_bytes(), 400, "x").is_none(), "nowhere to send it");
 }
 
 proptest::proptest! {

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 pub enum Inbound {
     Message { peer: Peer, msg: SipMessage },
     /// Bytes that were not a valid message; kept so a 400 can be built where possible.
-    Malformed { peer: Peer, error: ParseError, raw: Vec<u8> },
+    /// `answered`: the transport already replied (and is closing the connection).
+    Malformed { peer: Peer, error: ParseError, raw: Vec<u8>, answered: bool },
     /// A keep-alive (double CRLF on streams, a bare CRLF datagram): answer with CRLF.
     Ping { peer: Peer },
 }
@@ -114,7 +115,7 @@ impl SipTransports {
                     }
                     return Ok(match parse_datagram(data, &self.limits) {
                         Ok(msg) => Inbound::Message { peer, msg },
-                        Err(error) => Inbound::Malformed { peer, error, raw: data.to_vec() },
+                        Err(error) => Inbound::Malformed { peer, error, raw: data.to_vec(), answered: false },
                     });
                 }
             }

@@ -4,7 +4,7 @@
 
 use super::hub::Inbound;
 use super::{Peer, Transport};
-use crate::parse::{Limits, StreamFramer, StreamItem};
+use crate::parse::{error_reply, Limits, ParseError, StreamFramer, StreamItem};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,6 +79,7 @@ impl Connections {
         });
         let conns = self.clone();
         let peer = Peer { transport: Transport::Tcp, addr };
+        let own_tx = tx.clone();
         tokio::spawn(async move {
             let mut framer = StreamFramer::new(limits);
             let mut buf = vec![0u8; 16 * 1024];
@@ -88,17 +89,33 @@ impl Connections {
                     Ok(Ok(n)) => n,
                 };
                 framer.push(&buf[..n]);
+                let mut fatal = false;
                 while let Some(item) = framer.next_item() {
                     let msg = match item {
                         StreamItem::Message(msg) => Inbound::Message { peer, msg },
                         StreamItem::Ping => Inbound::Ping { peer },
-                        StreamItem::Error { error, raw } => Inbound::Malformed { peer, error, raw },
+                        StreamItem::Error { error, raw } => Inbound::Malformed { peer, error, raw, answered: false },
+                        StreamItem::Fatal { error, raw } => {
+                            // Answer here, then close: the writer flushes what is queued
+                            // and ends when the last sender is gone.
+                            let code = if matches!(error, ParseError::TooLarge { .. }) { 513 } else { 400 };
+                            if let Some(reply) = error_reply(&raw, code, &format!("Bad Request ({error})")) {
+                                let _ = own_tx.try_send(Bytes::from(reply));
+                            }
+                            fatal = true;
+                            Inbound::Malformed { peer, error, raw, answered: true }
+                        }
                     };
                     if inbound.send(msg).await.is_err() {
                         return;
                     }
                 }
+                if fatal {
+                    tracing::debug!(%addr, "closing a TCP connection that can no longer be framed");
+                    break;
+                }
             }
+            drop(own_tx);
             if let Ok(mut w) = conns.writers.lock() {
                 w.remove(&addr);
             }

@@ -11,9 +11,7 @@ use hark_sip::rsip::headers::UntypedHeader;
 use hark_sip::rsip::{self, Header, Method, Request, SipMessage};
 use hark_sip::transaction::{Incoming, ServerTxId, TimerConfig, TransactionLayer};
 use hark_sip::transport::{Inbound, Peer, Transmit};
-use hark_sip::rsip::headers::ToTypedHeader;
-use hark_sip::rsip::message::HeadersExt;
-use hark_sip::{response_to, status, Tag};
+use hark_sip::{response_to, status, NameAddr, SipHeaders, Tag};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -66,10 +64,7 @@ impl PbxCore {
         Self {
             tx: TransactionLayer::new(config.timers.clone()),
             digest: DigestServer::new(config.nonce_secret, config.nonce_lifetime, now)
-                .with_algorithms(&config.digest_algorithms)
-                // Phones reach us by domain, by address, through NAT: the host they
-                // hashed need not be the one in the Request-URI.
-                .with_uri_policy(hark_sip::auth::UriPolicy::SameUser),
+                .with_algorithms(&config.digest_algorithms),
             guard: AuthGuard::new(config.guard.clone()),
             location,
             directory,
@@ -110,13 +105,17 @@ impl PbxCore {
             Inbound::Message { peer, msg: SipMessage::Response(resp) } => {
                 let _ = self.tx.handle_response(now, resp, peer);
             }
-            Inbound::Malformed { peer, error, raw } => {
+            Inbound::Malformed { peer, error, raw, answered } => {
                 self.stats.malformed += 1;
                 tracing::debug!(%peer, %error, "malformed message");
-                if self.guard.check(peer.addr.ip(), now) {
+                if answered || self.guard.check(peer.addr.ip(), now) {
                     return;
                 }
-                let reason = format!("Bad Request ({error})");
+                // rsip's own error text is parser noise; the phrase says what was wrong.
+                let reason = match error {
+                    hark_sip::ParseError::Model(_) => "Bad Request (unparsable message)".to_owned(),
+                    other => format!("Bad Request ({other})"),
+                };
                 if let Some(reply) = hark_sip::parse::bad_request_reply(&raw, &reason) {
                     self.out.push_back(Transmit { peer, bytes: Bytes::from(reply) });
                 }
@@ -177,15 +176,14 @@ impl PbxCore {
 
     fn on_register(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
         // The AOR names the tenant (its domain) and the user (its user part).
-        let to_uri = match req.to_header().and_then(|h| h.typed()) {
-            Ok(to) => to.uri,
-            Err(_) => return self.reply(now, &id, &req, 400, "Malformed To", vec![]),
+        let to = req.to_value().ok().and_then(|v| NameAddr::parse(v).ok());
+        let Some(to) = to else {
+            return self.reply(now, &id, &req, 400, "Malformed To", vec![]);
         };
-        let host = to_uri.host_with_port.to_string();
-        let Some(tenant) = self.directory.tenant_for_host(&host).cloned() else {
+        let Some(tenant) = self.directory.tenant_for_host(to.uri_hostport()).cloned() else {
             return self.reply(now, &id, &req, 404, "Domain Not Served", vec![]);
         };
-        let Some(extension) = to_uri.user().map(str::to_owned) else {
+        let Some(extension) = to.uri_user().map(str::to_owned) else {
             return self.reply(now, &id, &req, 400, "No User In To", vec![]);
         };
         let realm = tenant.domain.clone();
@@ -274,3 +272,6 @@ impl PbxCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
