@@ -180,14 +180,24 @@ impl Head {
         if start_line.is_empty() || start_line.split(' ').count() < 3 {
             return Err(ParseError::BadStartLine);
         }
+        if let Some(rest) = start_line.strip_prefix("SIP/2.0 ") {
+            // §7.2: exactly three digits, 100–699 (rsip would take "038" as 38).
+            let code = rest.split(' ').next().unwrap_or_default();
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) || !(b'1'..=b'6').contains(&code.as_bytes()[0]) {
+                return Err(ParseError::BadStartLine);
+            }
+        }
         let mut raw: Vec<(String, String)> = Vec::new();
         for line in lines {
             check_line(line, limits)?;
             if line.starts_with([' ', '\t']) {
                 // §7.3.1 folding: a continuation line belongs to the previous header.
                 let (_, value) = raw.last_mut().ok_or(ParseError::BadHeaderLine)?;
-                value.push(' ');
-                value.push_str(line.trim());
+                let more = line.trim();
+                if !more.is_empty() {
+                    value.push(' ');
+                    value.push_str(more);
+                }
                 continue;
             }
             let (name, value) = line.split_once(':').ok_or(ParseError::BadHeaderLine)?;
@@ -406,6 +416,9 @@ impl StreamFramer {
         if self.buf.starts_with(b"\r\n\r\n") {
             self.buf.drain(..4);
             return Some(StreamItem::Ping);
+        }
+        if b"\r\n\r\n".starts_with(&self.buf) {
+            return None; // maybe a ping split across segments; wait for the rest
         }
         let skip = self.buf.len() - skip_leading_crlf(&self.buf).len();
         if skip > 0 && self.buf.len() > skip {

@@ -88,6 +88,29 @@ fn hostile_and_broken_input_gets_typed_errors() {
 }
 
 #[test]
+fn status_codes_are_three_digits_and_blank_folds_vanish() {
+    let resp = "SIP/2.0 038 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+    assert_eq!(parse_datagram(resp.as_bytes(), &limits()), Err(ParseError::BadStartLine));
+    assert_eq!(parse_datagram(resp.replace("038", "700").as_bytes(), &limits()), Err(ParseError::BadStartLine));
+    assert!(parse_datagram(resp.replace("038", "180").as_bytes(), &limits()).is_ok());
+    let folded = REGISTER.replace("Expires: 3600", "Subject: a\r\n \t");
+    let msg = parse_datagram(folded.as_bytes(), &limits()).unwrap();
+    assert!(crate::serialize::encode(&msg).windows(12).any(|w| w == b"Subject: a\r\n"));
+}
+
+#[test]
+fn a_ping_split_across_segments_is_still_a_ping() {
+    let mut f = StreamFramer::new(limits());
+    for b in b"\r\n\r" {
+        f.push(&[*b]);
+        assert_eq!(f.next_item(), None);
+    }
+    f.push(b"\n");
+    assert_eq!(f.next_item(), Some(StreamItem::Ping));
+    assert_eq!(f.buffered(), 0);
+}
+
+#[test]
 fn bad_request_reply_echoes_the_dialog_headers() {
     let broken = REGISTER.replace("Content-Length: 0", "Content-Length: abc");
     let reply = String::from_utf8(bad_request_reply(broken.as_bytes(), "Bad Content-Length").unwrap()).unwrap();
