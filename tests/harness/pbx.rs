@@ -106,55 +106,42 @@ impl PbxBuilder {
             );
         }
 
-        let mut cmd = Command::new(&bin);
-        // --sip-trace: every SIP message in the log, the wire evidence for failure messages.
-        cmd.args([
-            "pbx",
-            "serve",
-            "--data",
-            &data_arg,
-            "--sip",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--sip-trace",
-        ])
-        .args(&self.serve_args)
-        .env("RUST_BACKTRACE", "1");
-        let mut proc = Proc::spawn("hark pbx serve", &mut cmd);
-
-        let ready = proc.stderr.wait_for(READY_TIMEOUT, parse_ready);
-        let Some((sip_udp, sip_tcp, http)) = ready else {
-            let exited = proc.try_exit();
-            panic!(
-                "hark pbx serve was not ready within {READY_TIMEOUT:?} (exit status: {exited:?}); expected \
-                 stderr lines `SIP listening on udp:ADDR`, `SIP listening on tcp:ADDR` and \
-                 `HTTP listening on ADDR`\n{}",
-                proc.report(200)
-            );
-        };
+        let (proc, (sip_udp, sip_tcp, http)) = spawn_serve(&bin, &data_arg, &self.serve_args);
         let pbx = Pbx {
             bin,
             data,
             proc,
+            serve_args: self.serve_args,
             sip_udp,
             sip_tcp,
             http,
             domain: self.domain,
             tenant: self.tenant,
         };
-        wait_until(
-            READY_TIMEOUT,
-            "GET /healthz to answer 200",
-            || {
-                http_get(pbx.http, "/healthz", Duration::from_secs(5))
-                    .ok()
-                    .filter(|r| r.status == 200)
-            },
-            || pbx.logs(),
-        );
+        pbx.wait_healthy();
         pbx
     }
+}
+
+/// Starts `hark pbx serve` on free ports and waits for its ready lines.
+fn spawn_serve(bin: &PathBuf, data_arg: &str, serve_args: &[String]) -> (Proc, (SocketAddr, SocketAddr, SocketAddr)) {
+    let mut cmd = Command::new(bin);
+    // --sip-trace: every SIP message in the log, the wire evidence for failure messages.
+    cmd.args(["pbx", "serve", "--data", data_arg, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--sip-trace"])
+        .args(serve_args)
+        .env("RUST_BACKTRACE", "1");
+    let mut proc = Proc::spawn("hark pbx serve", &mut cmd);
+    let ready = proc.stderr.wait_for(READY_TIMEOUT, parse_ready);
+    let Some(addrs) = ready else {
+        let exited = proc.try_exit();
+        panic!(
+            "hark pbx serve was not ready within {READY_TIMEOUT:?} (exit status: {exited:?}); expected \
+             stderr lines `SIP listening on udp:ADDR`, `SIP listening on tcp:ADDR` and \
+             `HTTP listening on ADDR`\n{}",
+            proc.report(200)
+        );
+    };
+    (proc, addrs)
 }
 
 /// Finds the three addresses in `serve`'s stderr once all have been printed.
@@ -201,6 +188,7 @@ pub struct Pbx {
     // Field order: the process dies before its data dir is removed.
     proc: Proc,
     data: TempDir,
+    serve_args: Vec<String>,
     /// Where SIP over UDP listens.
     pub sip_udp: SocketAddr,
     /// Where SIP over TCP listens.
@@ -233,6 +221,36 @@ impl Pbx {
         all.extend_from_slice(args);
         all.extend_from_slice(&["--data", &data]);
         admin(&self.bin, &all)
+    }
+
+    fn wait_healthy(&self) {
+        wait_until(
+            READY_TIMEOUT,
+            "GET /healthz to answer 200",
+            || http_get(self.http, "/healthz", Duration::from_secs(5)).ok().filter(|r| r.status == 200),
+            || self.logs(),
+        );
+    }
+
+    /// Stops the server with SIGTERM and returns its stderr; panics unless it exits
+    /// cleanly (status 0) in time.
+    pub fn stop(&mut self) -> String {
+        self.proc.signal_group(libc::SIGTERM);
+        match self.proc.wait_exit(READY_TIMEOUT) {
+            Some(status) if status.success() => self.stderr(),
+            Some(status) => panic!("hark pbx serve exited with {status} on SIGTERM\n{}", self.logs()),
+            None => panic!("hark pbx serve did not stop within {READY_TIMEOUT:?} of SIGTERM\n{}", self.logs()),
+        }
+    }
+
+    /// Stops the server cleanly and starts it again on the same data (new ports).
+    pub fn restart(&mut self) {
+        self.stop();
+        let data_arg = self.data.path().to_string_lossy().into_owned();
+        let (proc, (sip_udp, sip_tcp, http)) = spawn_serve(&self.bin, &data_arg, &self.serve_args);
+        self.proc = proc;
+        (self.sip_udp, self.sip_tcp, self.http) = (sip_udp, sip_tcp, http);
+        self.wait_healthy();
     }
 
     /// Adds an extension while the PBX runs.
