@@ -19,6 +19,8 @@ pub enum MessageError {
 }
 
 /// Read access shared by requests, responses and `SipMessage`.
+// `from_tag` names the From header's tag, not a conversion.
+#[allow(clippy::wrong_self_convention)]
 pub trait SipHeaders: HeadersExt {
     fn call_id(&self) -> Result<CallId, MessageError> {
         let h = self.call_id_header().map_err(|_| MessageError::Missing("Call-ID"))?;

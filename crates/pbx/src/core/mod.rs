@@ -62,7 +62,7 @@ pub struct PbxCore {
 impl PbxCore {
     pub fn new(config: CoreConfig, directory: Directory, location: Location, now: Instant) -> Self {
         Self {
-            tx: TransactionLayer::new(config.timers.clone()),
+            tx: TransactionLayer::new(config.timers),
             digest: DigestServer::new(config.nonce_secret, config.nonce_lifetime, now)
                 .with_algorithms(&config.digest_algorithms),
             guard: AuthGuard::new(config.guard.clone()),
@@ -96,10 +96,9 @@ impl PbxCore {
         match inbound {
             Inbound::Message { peer, msg: SipMessage::Request(req) } => {
                 self.stats.requests += 1;
-                match self.tx.handle_request(now, req, peer) {
-                    Some(Incoming::Request { id, req, from }) => self.on_request(now, id, req, from),
-                    // No dialogs yet: ACKs for our 2xx and CANCELs need nothing more.
-                    Some(_) | None => {}
+                // No dialogs yet: ACKs for our 2xx and CANCELs need nothing more.
+                if let Some(Incoming::Request { id, req, from }) = self.tx.handle_request(now, req, peer) {
+                    self.on_request(now, id, req, from);
                 }
             }
             Inbound::Message { peer, msg: SipMessage::Response(resp) } => {

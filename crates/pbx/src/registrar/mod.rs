@@ -117,11 +117,10 @@ pub fn apply_register(
         if expires != 0 && expires < config.min_expires {
             return Err(RegisterError::IntervalTooBrief { min_expires: config.min_expires });
         }
-        if let Some(existing) = location.bindings(user).iter().find(|b| b.contact == c.uri) {
-            if existing.call_id == call_id && existing.cseq >= cseq {
+        if let Some(existing) = location.bindings(user).iter().find(|b| b.contact == c.uri)
+            && existing.call_id == call_id && existing.cseq >= cseq {
                 return Err(RegisterError::OutOfOrder);
             }
-        }
         planned.push((c, expires.min(config.max_expires)));
     }
     let existing: Vec<&str> = location.bindings(user).iter().map(|b| b.contact.as_str()).collect();

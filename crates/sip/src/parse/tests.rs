@@ -63,7 +63,8 @@ fn limits_are_enforced() {
 
 #[test]
 fn hostile_and_broken_input_gets_typed_errors() {
-    let cases: Vec<(Vec<u8>, fn(&ParseError) -> bool)> = vec![
+    type Case = (Vec<u8>, fn(&ParseError) -> bool);
+    let cases: Vec<Case> = vec![
         (b"".to_vec(), |e| *e == ParseError::Empty),
         (b"\r\n\r\n".to_vec(), |e| *e == ParseError::Empty),
         (REGISTER.replace("Call-ID: reg-1\r\n", "").into_bytes(), |e| *e == ParseError::MissingHeader("Call-ID")),

@@ -55,11 +55,10 @@ impl SipTransports {
         let tcp_addr = match config.tcp {
             Some(mut addr) => {
                 // "Port 0" for both means one free port that both transports share.
-                if addr.port() == 0 && config.udp == Some(addr) {
-                    if let Some(udp) = udp_addr {
+                if addr.port() == 0 && config.udp == Some(addr)
+                    && let Some(udp) = udp_addr {
                         addr.set_port(udp.port());
                     }
-                }
                 let listener = TcpListener::bind(addr).await?;
                 let local = listener.local_addr()?;
                 tokio::spawn(accept_loop(listener, conns.clone(), inbound_tx.clone(), config.limits));
@@ -127,11 +126,10 @@ impl SipTransports {
     pub fn send(&self, t: Transmit) {
         match t.peer.transport {
             Transport::Udp => {
-                if let Some(s) = &self.udp {
-                    if let Err(e) = s.try_send_to(&t.bytes, t.peer.addr) {
+                if let Some(s) = &self.udp
+                    && let Err(e) = s.try_send_to(&t.bytes, t.peer.addr) {
                         tracing::debug!(peer = %t.peer, error = %e, "UDP send failed");
                     }
-                }
             }
             Transport::Tcp => self.conns.send(t.peer.addr, t.bytes, &self.inbound_tx, self.limits),
             Transport::Tls => tracing::warn!(peer = %t.peer, "TLS is not configured; message dropped"),
