@@ -6,6 +6,10 @@ use hark_sip::auth::{ha1, Algorithm};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+// A child of this module (file beside it) so it shares DataArg and open_existing().
+#[path = "cdr.rs"]
+pub mod cdr;
+
 #[derive(Subcommand)]
 pub enum PbxCommand {
     /// Create a new PBX data directory: database, default tenant and admin account.
@@ -21,6 +25,9 @@ pub enum PbxCommand {
     /// Change system-wide settings.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Call detail records.
+    #[command(subcommand)]
+    Cdr(cdr::CdrCommand),
 }
 
 #[derive(Args)]
@@ -81,6 +88,16 @@ pub struct ServeArgs {
     /// first. `SHA-256` alone refuses MD5 clients.
     #[arg(long, default_value = "MD5", value_name = "LIST", value_parser = parse_algorithms)]
     digest_algorithms: AlgorithmList,
+    /// How long a callee's phones ring before the caller gets 480 (no answer).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    ring_timeout: u64,
+    /// A call with no RTP from either side for this long is hung up (hold excepted).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    rtp_timeout: u64,
+    /// The address put in SDP and Contact, when --sip binds 0.0.0.0 (default: the
+    /// address of the interface with the default route).
+    #[arg(long, value_name = "IP")]
+    advertise: Option<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -258,6 +275,7 @@ pub fn run(cmd: PbxCommand) -> CliResult {
         PbxCommand::User(UserCommand::Import(a)) => user_import(a),
         PbxCommand::Tenant(TenantCommand::Add(a)) => tenant_add(a),
         PbxCommand::Tenant(TenantCommand::Set(a)) => tenant_set(a),
+        PbxCommand::Cdr(cmd) => cdr::run(cmd),
         PbxCommand::System(SystemCommand::Set(a)) => {
             let store = open_existing(&a.data.data)?;
             store.set_record_between_external_numbers(a.record_between_external_numbers.into())?;
@@ -499,6 +517,9 @@ fn serve(a: ServeArgs) -> CliResult {
             ..Default::default()
         },
         digest_algorithms: a.digest_algorithms.0,
+        calls: hark_pbx::b2bua::CallConfig { ring_timeout: std::time::Duration::from_secs(a.ring_timeout.max(1)) },
+        rtp_timeout: std::time::Duration::from_secs(a.rtp_timeout.max(1)),
+        advertise: a.advertise,
     };
     // Two workers: the SIP loop owns one; HTTP and TCP connections share the other.
     let rt = tokio::runtime::Builder::new_multi_thread()

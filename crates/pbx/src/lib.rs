@@ -1,11 +1,13 @@
-//! hark-pbx: the office PBX. Registrar (and, next, the B2BUA) over hark-sip, storage,
-//! and the HTTP surface. `core` is sans-IO; `serve` is its tokio edge.
+//! hark-pbx: the office PBX. Registrar and B2BUA over hark-sip, media relays from
+//! hark-media, storage, and the HTTP surface. `core` is sans-IO; `serve` is its tokio edge.
 
 pub mod auth_guard;
+pub mod b2bua;
 pub mod core;
 pub mod directory;
 pub mod http;
 pub mod persist;
 pub mod registrar;
+pub mod relays;
 pub mod serve;
 pub mod store;

@@ -172,3 +172,86 @@ mod tests {
         assert_eq!(parse_source("sctp:1.2.3.4:5"), None);
     }
 }
+
+/// Writes finished calls' CDRs on its own thread, batched.
+pub struct CdrWriter {
+    tx: mpsc::Sender<crate::b2bua::CallRecord>,
+    handle: JoinHandle<()>,
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn new_cdr(r: crate::b2bua::CallRecord) -> store::NewCdr {
+    use crate::b2bua::{Disposition as D, HangupBy as H};
+    use store::{CdrParty, Direction, Disposition, HangupBy, PartyKind, PartyRole};
+    let (started, ended) = (unix_ms(r.started_at), unix_ms(r.ended_at));
+    store::NewCdr {
+        call_session_id: r.session_id,
+        tenant_id: store::TenantId(r.tenant_id),
+        caller: r.caller.clone(),
+        caller_kind: PartyKind::Internal,
+        callee: r.callee.clone(),
+        callee_kind: PartyKind::Internal,
+        direction: Direction::Internal,
+        started_at: started,
+        answered_at: r.answered_at.map(unix_ms),
+        ended_at: ended,
+        disposition: match r.disposition {
+            D::Answered => Disposition::Answered,
+            D::Busy => Disposition::Busy,
+            D::NoAnswer => Disposition::NoAnswer,
+            D::Cancelled => Disposition::Cancelled,
+            D::Failed => Disposition::Failed,
+        },
+        hangup_by: match r.hangup_by {
+            H::Caller => HangupBy::Caller,
+            H::Callee => HangupBy::Callee,
+            H::Pbx => HangupBy::Pbx,
+        },
+        hangup_cause: r.hangup_cause,
+        sip_call_id_a: r.a_call_id,
+        sip_call_id_b: r.b_call_id,
+        codec: r.codec,
+        parties: vec![
+            CdrParty { role: PartyRole::Caller, party: r.caller, kind: PartyKind::Internal, joined_at: started, left_at: ended },
+            CdrParty { role: PartyRole::Callee, party: r.callee, kind: PartyKind::Internal, joined_at: started, left_at: ended },
+        ],
+    }
+}
+
+impl CdrWriter {
+    pub fn start(db: PathBuf) -> Result<Self, StoreError> {
+        let mut store = Store::open(&db)?;
+        let (tx, rx) = mpsc::channel::<crate::b2bua::CallRecord>();
+        let handle = std::thread::Builder::new()
+            .name("hark-cdr".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![new_cdr(first)];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(more) => batch.push(new_cdr(more)),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = store.insert_cdrs(&batch) {
+                        tracing::error!(error = %e, count = batch.len(), "could not write CDRs");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the CDR writer: {e}")))?;
+        Ok(Self { tx, handle })
+    }
+
+    pub fn send(&self, record: crate::b2bua::CallRecord) {
+        let _ = self.tx.send(record);
+    }
+
+    /// Writes what is queued and stops.
+    pub fn finish(self) {
+        drop(self.tx);
+        let _ = self.handle.join();
+    }
+}

@@ -4,9 +4,12 @@
 
 use crate::core::{CoreConfig, CoreEvent, PbxCore};
 use crate::http::{router, Metrics};
-use crate::persist::{load_state, BindingWriter};
+use crate::b2bua::LocalAddrs;
+use crate::persist::{load_state, BindingWriter, CdrWriter};
+use crate::relays::Relays;
 use crate::store::Store;
 use hark_sip::transport::{Inbound, SipTransports, Transmit, Transport, TransportConfig};
+use hark_media::relay::task::RelayTaskEvent;
 use hark_sip::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +27,11 @@ pub struct ServeConfig {
     pub registrar: crate::registrar::RegistrarConfig,
     pub guard: crate::auth_guard::GuardConfig,
     pub digest_algorithms: Vec<hark_sip::auth::Algorithm>,
+    pub calls: crate::b2bua::CallConfig,
+    /// No RTP from either side of a call for this long hangs it up.
+    pub rtp_timeout: Duration,
+    /// The address put in SDP and Contact when `sip` binds a wildcard address.
+    pub advertise: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,8 @@ pub enum ServeError {
     Socket(std::io::Error),
     #[error("no PBX data in {0}: run `hark pbx init --data {0} --domain DOMAIN` first")]
     NotInitialised(String),
+    #[error("{0}")]
+    Media(String),
 }
 
 /// How often the loop asks SQLite whether another process changed users or settings.
@@ -94,9 +104,15 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
         nonce_secret: settings.nonce_secret,
         digest_algorithms: config.digest_algorithms.clone(),
         timers: Default::default(),
+        calls: config.calls.clone(),
     };
+    let advertised = advertised_ip(config.advertise, udp_addr.ip());
+    let mut relays = Relays::new(config.rtp_ports, config.sip.ip(), config.rtp_timeout).map_err(ServeError::Media)?;
     let mut core = PbxCore::new(core_config, directory, location, now);
+    core.set_local(LocalAddrs { ip: advertised, udp_port: udp_addr.port(), tcp_port: tcp_addr.port() });
+    core.set_wall_clock(Instant::now(), std::time::SystemTime::now());
     let writer = BindingWriter::start(db.clone())?;
+    let cdrs = CdrWriter::start(db.clone())?;
     // data_version moves on any other connection's commit, the registration writer's
     // included; config_version moves only when settings, tenants or users change.
     let mut data_version = store.data_version()?;
@@ -106,7 +122,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     eprintln!("SIP listening on udp:{udp_addr}");
     eprintln!("SIP listening on tcp:{tcp_addr}");
     eprintln!("HTTP listening on {http_addr}");
-    tracing::info!(%udp_addr, %tcp_addr, %http_addr, rtp = ?config.rtp_ports, "PBX ready");
+    tracing::info!(%udp_addr, %tcp_addr, %http_addr, %advertised, rtp = ?config.rtp_ports, "PBX ready");
     metrics.ready.store(true, Ordering::Relaxed);
 
     let mut transports = transports;
@@ -127,6 +143,13 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
             }
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                 core.handle_timeout(Instant::now());
+            }
+            Some((call, event)) = relays.next_event() => {
+                match event {
+                    RelayTaskEvent::Silent { seconds } => core.handle_relay_silent(Instant::now(), call, Duration::from_secs(seconds)),
+                    RelayTaskEvent::Latched { side, kind, from } => tracing::debug!(?call, ?side, ?kind, %from, "media source latched"),
+                    RelayTaskEvent::Stopped { .. } => {}
+                }
             }
             _ = directory_tick.tick() => {
                 match store.data_version() {
@@ -153,29 +176,66 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                 }
             }
         }
-        while let Some(t) = core.poll_transmit() {
-            if config.sip_trace {
-                trace_outbound(&t);
+        // Events can make transmits and more events (a relay started → INVITEs out).
+        loop {
+            while let Some(t) = core.poll_transmit() {
+                if config.sip_trace {
+                    trace_outbound(&t);
+                }
+                transports.send(t);
             }
-            transports.send(t);
-        }
-        while let Some(event) = core.poll_event() {
+            let Some(event) = core.poll_event() else { break };
             match event {
                 CoreEvent::Bindings(changes) => writer.send(changes),
+                CoreEvent::RelayStart { call, streams } => {
+                    let ports = relays.start(call, streams);
+                    core.handle_relay_started(Instant::now(), call, ports);
+                }
+                CoreEvent::RelayUpdate { call, stream, side, rtp, rtcp, source_ip, hold } => {
+                    relays.update(call, stream, side, rtp, rtcp, source_ip, hold)
+                }
+                CoreEvent::RelayStop { call } => relays.stop(call),
+                CoreEvent::Cdr(record) => cdrs.send(record),
             }
         }
         publish(&metrics, &core);
     }
     metrics.ready.store(false, Ordering::Relaxed);
-    tracing::info!("shutting down: flushing registrations");
+    tracing::info!(calls = core.active_calls(), "shutting down: flushing registrations and CDRs");
+    relays.stop_all();
     writer.finish();
+    cdrs.finish();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The address phones are told to reach us at: `--advertise`, else the SIP bind address,
+/// else (a wildcard bind) the address of the interface with the default route. Finding it
+/// connects a UDP socket, which sends nothing.
+fn advertised_ip(advertise: Option<std::net::IpAddr>, bound: std::net::IpAddr) -> std::net::IpAddr {
+    if let Some(ip) = advertise {
+        return ip;
+    }
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => {
+            tracing::warn!("cannot tell this machine's address; using 127.0.0.1 in SDP and Contact (set --advertise)");
+            std::net::Ipv4Addr::LOCALHOST.into()
+        }
+    }
 }
 
 fn publish(metrics: &Metrics, core: &PbxCore) {
     let s = core.stats();
     metrics.registrations.store(core.registrations() as u64, Ordering::Relaxed);
+    metrics.calls_active.store(core.active_calls() as u64, Ordering::Relaxed);
     metrics.requests.store(s.requests, Ordering::Relaxed);
     metrics.malformed.store(s.malformed, Ordering::Relaxed);
     metrics.auth_failures.store(s.auth_failures, Ordering::Relaxed);

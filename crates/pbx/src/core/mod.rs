@@ -3,6 +3,7 @@
 //! what it wants sent (`poll_transmit`) and stored (`poll_event`).
 
 use crate::auth_guard::{AuthGuard, GuardConfig};
+use crate::b2bua::{CallConfig, CallKey, CallRecord, Calls, LegSide, LocalAddrs};
 use crate::directory::Directory;
 use crate::registrar::{apply_register, contacts_for_response, BindingChange, Location, RegistrarConfig, UserKey};
 use bytes::Bytes;
@@ -13,9 +14,10 @@ use hark_sip::transaction::{Incoming, ServerTxId, TimerConfig, TransactionLayer}
 use hark_sip::transport::{Inbound, Peer, Transmit};
 use hark_sip::{response_to, status, NameAddr, SipHeaders, Tag};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
 
-pub const ALLOW: &str = "REGISTER, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, UPDATE, NOTIFY, REGISTER";
 pub const SERVER: &str = concat!("Hark/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone, Debug)]
@@ -27,6 +29,7 @@ pub struct CoreConfig {
     /// Digest algorithms in the order challenges offer them.
     pub digest_algorithms: Vec<hark_sip::auth::Algorithm>,
     pub timers: TimerConfig,
+    pub calls: CallConfig,
 }
 
 /// What the core asks its driver to do besides sending.
@@ -34,6 +37,25 @@ pub struct CoreConfig {
 pub enum CoreEvent {
     /// Registrations changed; persist them so they survive a restart.
     Bindings(Vec<BindingChange>),
+    /// Bind relay ports for `streams` media sections of a new call, then answer with
+    /// `PbxCore::handle_relay_started`.
+    RelayStart { call: CallKey, streams: usize },
+    /// Where one side of a relayed stream should be sent to (from its SDP); `source_ip`
+    /// is that leg's signalling address, from which media is accepted too (a phone behind
+    /// NAT writes its private address in SDP); `hold` when no RTP is expected from it.
+    RelayUpdate {
+        call: CallKey,
+        stream: usize,
+        side: LegSide,
+        rtp: Option<SocketAddr>,
+        rtcp: Option<SocketAddr>,
+        source_ip: std::net::IpAddr,
+        hold: bool,
+    },
+    /// The call is over: stop its relay.
+    RelayStop { call: CallKey },
+    /// A finished call for the CDR.
+    Cdr(CallRecord),
 }
 
 /// Counters for /metrics.
@@ -48,15 +70,19 @@ pub struct Stats {
 }
 
 pub struct PbxCore {
-    config: CoreConfig,
-    tx: TransactionLayer,
+    pub(crate) config: CoreConfig,
+    pub(crate) tx: TransactionLayer,
     digest: DigestServer,
     guard: AuthGuard,
-    location: Location,
-    directory: Directory,
+    pub(crate) location: Location,
+    pub(crate) directory: Directory,
     out: VecDeque<Transmit>,
-    events: VecDeque<CoreEvent>,
+    pub(crate) events: VecDeque<CoreEvent>,
     stats: Stats,
+    pub(crate) calls: Calls,
+    pub(crate) local: LocalAddrs,
+    /// Wall-clock time at `wall_base.0`, for CDR timestamps (the core reads no clock).
+    wall_base: (Instant, SystemTime),
 }
 
 impl PbxCore {
@@ -71,8 +97,29 @@ impl PbxCore {
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            calls: Calls::default(),
+            local: LocalAddrs { ip: std::net::Ipv4Addr::LOCALHOST.into(), udp_port: 5060, tcp_port: 5060 },
+            wall_base: (now, SystemTime::UNIX_EPOCH),
             config,
         }
+    }
+
+    /// Where phones reach us (Via, Contact, SDP); set once the sockets are bound.
+    pub fn set_local(&mut self, local: LocalAddrs) {
+        self.local = local;
+    }
+
+    /// Anchors CDR timestamps: `wall` is the wall-clock time at `now`.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall_base = (now, wall);
+    }
+
+    pub(crate) fn wall(&self, now: Instant) -> SystemTime {
+        self.wall_base.1 + now.saturating_duration_since(self.wall_base.0)
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.active()
     }
 
     /// Replaces the tenants/users view (after an admin change).
@@ -96,13 +143,17 @@ impl PbxCore {
         match inbound {
             Inbound::Message { peer, msg: SipMessage::Request(req) } => {
                 self.stats.requests += 1;
-                // No dialogs yet: ACKs for our 2xx and CANCELs need nothing more.
-                if let Some(Incoming::Request { id, req, from }) = self.tx.handle_request(now, req, peer) {
-                    self.on_request(now, id, req, from);
+                match self.tx.handle_request(now, req, peer) {
+                    Some(Incoming::Request { id, req, from }) => self.on_request(now, id, req, from),
+                    Some(Incoming::Ack { req, .. }) => self.on_ack(now, &req),
+                    Some(Incoming::Cancel { invite, .. }) => self.on_cancel(now, invite),
+                    None => {}
                 }
             }
             Inbound::Message { peer, msg: SipMessage::Response(resp) } => {
-                let _ = self.tx.handle_response(now, resp, peer);
+                if let Some(ev) = self.tx.handle_response(now, resp, peer) {
+                    self.on_response(now, ev.id, ev.response);
+                }
             }
             Inbound::Malformed { peer, error, raw, answered } => {
                 self.stats.malformed += 1;
@@ -127,7 +178,12 @@ impl PbxCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tx.handle_timeout(now);
-        while self.tx.poll_event().is_some() {}
+        while let Some(ev) = self.tx.poll_event() {
+            if let hark_sip::transaction::TxEvent::ClientTimeout { id } | hark_sip::transaction::TxEvent::TransportError { id } = ev {
+                self.on_client_timeout(now, id);
+            }
+        }
+        self.on_call_timers(now);
         let expired = self.location.expire(now);
         if !expired.is_empty() {
             let changes = expired.into_iter().map(|(u, c)| BindingChange::Remove(u, c)).collect();
@@ -144,10 +200,7 @@ impl PbxCore {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.tx.poll_timeout(), self.location.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.tx.poll_timeout(), self.location.next_expiry(), self.calls.next_timer()].into_iter().flatten().min()
     }
 
     fn on_request(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
@@ -166,6 +219,8 @@ impl PbxCore {
                 self.reply(now, &id, &req, 200, "OK", headers);
             }
             Method::Ack => {}
+            _ if req.to_tag().ok().flatten().is_some() => self.on_in_dialog(now, id, req, from),
+            Method::Invite => self.on_invite(now, id, req, from),
             _ => {
                 let headers = vec![Header::Allow(rsip::headers::Allow::new(ALLOW))];
                 self.reply(now, &id, &req, 501, "Not Implemented", headers);
@@ -186,47 +241,10 @@ impl PbxCore {
             return self.reply(now, &id, &req, 400, "No User In To", vec![]);
         };
         let realm = tenant.domain.clone();
-        let Some(auth_value) = req.headers.iter().find_map(|h| match h {
-            Header::Authorization(a) => Some(a.value().to_owned()),
-            _ => None,
-        }) else {
-            return self.challenge(now, &id, &req, &realm, false);
-        };
-        let creds = match DigestCredentials::parse(&auth_value).map_err(AuthError::from) {
-            Ok(c) => c,
-            // e.g. MD5-sess: offer what we support instead.
-            Err(AuthError::UnsupportedAlgorithm(_)) => return self.challenge(now, &id, &req, &realm, false),
-            Err(_) => return self.reply(now, &id, &req, 400, "Malformed Authorization", vec![]),
-        };
         let key = UserKey { tenant_id: tenant.id, extension: extension.clone() };
-        let directory = &self.directory;
-        let lookup = |username: &str, alg| {
-            if username != extension {
-                return None;
-            }
-            directory.user(&key).map(|u| match alg {
-                hark_sip::auth::Algorithm::Md5 => u.ha1_md5.clone(),
-                hark_sip::auth::Algorithm::Sha256 => u.ha1_sha256.clone(),
-            })
-        };
-        let uri = req.uri.to_string();
-        match self.digest.verify(now, "REGISTER", &uri, &creds, &realm, lookup) {
-            Ok(_) => {}
-            // An out-of-order nonce-count (parallel requests over UDP) is refused like a stale
-            // nonce: a fresh challenge, and no mark against the address.
-            Err(AuthError::Stale | AuthError::Replayed(_)) => return self.challenge(now, &id, &req, &realm, true),
-            Err(AuthError::Malformed(_)) => return self.reply(now, &id, &req, 400, "Malformed Authorization", vec![]),
-            Err(err) => {
-                self.stats.auth_failures += 1;
-                tracing::info!(peer = %from, user = %creds.username, realm = %realm, error = %err, "REGISTER authentication failed");
-                if self.guard.record_failure(from.addr.ip(), now) {
-                    self.stats.bans += 1;
-                    return self.reply(now, &id, &req, 403, "Forbidden", vec![]);
-                }
-                return self.challenge(now, &id, &req, &realm, false);
-            }
+        if !self.authenticate(now, &id, &req, from, &realm, &key, false) {
+            return;
         }
-        self.guard.record_success(from.addr.ip());
         match apply_register(&mut self.location, &key, &req, from, now, &self.config.registrar) {
             Ok(changes) => {
                 self.stats.registers_ok += 1;
@@ -249,19 +267,99 @@ impl PbxCore {
         }
     }
 
-    fn challenge(&mut self, now: Instant, id: &ServerTxId, req: &Request, realm: &str, stale: bool) {
+    /// Digest authentication of `req` as the user `key` in `realm`: 401 (REGISTER) or,
+    /// with `proxy`, 407 (everything else). True when it passed; otherwise the request
+    /// has been answered (challenge, 400 or 403).
+    pub(crate) fn authenticate(&mut self, now: Instant, id: &ServerTxId, req: &Request, from: Peer, realm: &str, key: &UserKey, proxy: bool) -> bool {
+        let auth_value = req.headers.iter().find_map(|h| match h {
+            Header::Authorization(a) if !proxy => Some(a.value().to_owned()),
+            Header::ProxyAuthorization(a) if proxy => Some(a.value().to_owned()),
+            _ => None,
+        });
+        let Some(auth_value) = auth_value else {
+            self.challenge(now, id, req, realm, false, proxy);
+            return false;
+        };
+        let creds = match DigestCredentials::parse(&auth_value).map_err(AuthError::from) {
+            Ok(c) => c,
+            // e.g. MD5-sess: offer what we support instead.
+            Err(AuthError::UnsupportedAlgorithm(_)) => {
+                self.challenge(now, id, req, realm, false, proxy);
+                return false;
+            }
+            Err(_) => {
+                self.reply(now, id, req, 400, "Malformed Authorization", vec![]);
+                return false;
+            }
+        };
+        let directory = &self.directory;
+        let lookup = |username: &str, alg| {
+            if username != key.extension {
+                return None;
+            }
+            directory.user(key).map(|u| match alg {
+                hark_sip::auth::Algorithm::Md5 => u.ha1_md5.clone(),
+                hark_sip::auth::Algorithm::Sha256 => u.ha1_sha256.clone(),
+            })
+        };
+        let uri = req.uri.to_string();
+        let method = req.method.to_string();
+        match self.digest.verify(now, &method, &uri, &creds, realm, lookup) {
+            Ok(_) => {
+                self.guard.record_success(from.addr.ip());
+                true
+            }
+            // An out-of-order nonce-count (parallel requests over UDP) is refused like a stale
+            // nonce: a fresh challenge, and no mark against the address.
+            Err(AuthError::Stale | AuthError::Replayed(_)) => {
+                self.challenge(now, id, req, realm, true, proxy);
+                false
+            }
+            Err(AuthError::Malformed(_)) => {
+                self.reply(now, id, req, 400, "Malformed Authorization", vec![]);
+                false
+            }
+            Err(err) => {
+                self.stats.auth_failures += 1;
+                tracing::info!(peer = %from, user = %creds.username, realm = %realm, method = %method, error = %err, "authentication failed");
+                if self.guard.record_failure(from.addr.ip(), now) {
+                    self.stats.bans += 1;
+                    self.reply(now, id, req, 403, "Forbidden", vec![]);
+                } else {
+                    self.challenge(now, id, req, realm, false, proxy);
+                }
+                false
+            }
+        }
+    }
+
+    fn challenge(&mut self, now: Instant, id: &ServerTxId, req: &Request, realm: &str, stale: bool, proxy: bool) {
         let headers = self
             .digest
             .challenge(now, realm, stale)
             .into_iter()
-            .map(|v| Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(v)))
+            .map(|v| {
+                if proxy {
+                    Header::ProxyAuthenticate(rsip::headers::ProxyAuthenticate::new(v))
+                } else {
+                    Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(v))
+                }
+            })
             .collect();
-        self.reply(now, id, req, 401, "Unauthorized", headers);
+        if proxy {
+            self.reply(now, id, req, 407, "Proxy Authentication Required", headers);
+        } else {
+            self.reply(now, id, req, 401, "Unauthorized", headers);
+        }
     }
 
-    fn reply(&mut self, now: Instant, id: &ServerTxId, req: &Request, code: u16, reason: &str, extra: Vec<Header>) {
-        let tag = Tag::random();
-        let mut resp = response_to(req, status(code, reason), Some(&tag));
+    pub(crate) fn reply(&mut self, now: Instant, id: &ServerTxId, req: &Request, code: u16, reason: &str, extra: Vec<Header>) {
+        self.reply_tagged(now, id, req, code, reason, extra, &Tag::random());
+    }
+
+    /// A response with a given To tag (a call's responses all carry the same one).
+    pub(crate) fn reply_tagged(&mut self, now: Instant, id: &ServerTxId, req: &Request, code: u16, reason: &str, extra: Vec<Header>, tag: &Tag) {
+        let mut resp = response_to(req, status(code, reason), Some(tag));
         for h in extra {
             resp.headers.push(h);
         }

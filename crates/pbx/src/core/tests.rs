@@ -34,6 +34,7 @@ fn core(now: Instant) -> PbxCore {
         nonce_secret: [7; 32],
         digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         timers: TimerConfig::default(),
+        calls: Default::default(),
     };
     PbxCore::new(config, directory(), Location::default(), now)
 }

@@ -17,12 +17,15 @@ pub(super) struct Migration {
     pub seed: Option<fn(&Transaction<'_>) -> rusqlite::Result<()>>,
 }
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenants, users, registrations, system settings",
-    sql: V1_INITIAL,
-    seed: Some(settings::seed_system_settings),
-}];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenants, users, registrations, system settings",
+        sql: V1_INITIAL,
+        seed: Some(settings::seed_system_settings),
+    },
+    Migration { version: 2, name: "call detail records", sql: V2_CDR, seed: None },
+];
 
 /// The newest schema version this build knows.
 pub(super) fn latest_version() -> u32 {
@@ -35,6 +38,12 @@ pub(super) fn latest_version() -> u32 {
 /// opening the same fresh file at once cannot both apply migration 1; the second waits
 /// (busy timeout), then sees it done. All pending migrations commit together or not at all.
 pub(super) fn run(conn: &mut Connection) -> Result<u32, StoreError> {
+    run_until(conn, latest_version())
+}
+
+/// Applies the pending migrations up to and including `target` (tests build databases as
+/// older releases left them this way). Returns the version the database is at afterwards.
+pub(super) fn run_until(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -49,7 +58,7 @@ pub(super) fn run(conn: &mut Connection) -> Result<u32, StoreError> {
     if current > latest {
         return Err(StoreError::SchemaTooNew { found: current, supported: latest });
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for m in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
         tx.execute_batch(m.sql)?;
         if let Some(seed) = m.seed {
             seed(&tx)?;
@@ -61,7 +70,7 @@ pub(super) fn run(conn: &mut Connection) -> Result<u32, StoreError> {
         tracing::info!(version = m.version, name = m.name, "applied database migration");
     }
     tx.commit()?;
-    Ok(latest)
+    Ok(target.max(current))
 }
 
 /// Version 1. STRICT tables so a wrong type is an error, not a silent conversion; CHECKs
@@ -159,6 +168,71 @@ CREATE TRIGGER users_update_bumps_config AFTER UPDATE ON users
     BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
 CREATE TRIGGER users_delete_bumps_config AFTER DELETE ON users
     BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+";
+
+/// Version 2: call detail records (SPEC §3: a CDR for every call, recorded or not).
+///
+/// Not configuration: no config_version triggers, so the server's own CDR writer never
+/// makes it reload its caches. Times are unix milliseconds (UTC). `duration_s` and
+/// `billsec` are generated from the times, so they can never disagree with them.
+/// CDRs reference their tenant without ON DELETE: a tenant with call history cannot be
+/// deleted by accident.
+const V2_CDR: &str = "
+CREATE TABLE cdr (
+    id               INTEGER PRIMARY KEY,
+    -- The PBX's X-Session-Id of the call (SPEC §1); recordings link to the call by it.
+    call_session_id  TEXT NOT NULL UNIQUE CHECK (length(call_session_id) BETWEEN 1 AND 128),
+    tenant_id        INTEGER NOT NULL REFERENCES tenants (id),
+    -- An extension of the tenant (internal) or a number reached over a trunk (external).
+    caller           TEXT NOT NULL CHECK (length(caller) BETWEEN 1 AND 256),
+    caller_kind      TEXT NOT NULL CHECK (caller_kind IN ('internal', 'external')),
+    callee           TEXT NOT NULL CHECK (length(callee) BETWEEN 1 AND 256),
+    callee_kind      TEXT NOT NULL CHECK (callee_kind IN ('internal', 'external')),
+    direction        TEXT NOT NULL CHECK (direction IN ('internal', 'inbound', 'outbound')),
+    started_at       INTEGER NOT NULL CHECK (started_at >= 0),   -- INVITE received
+    answered_at      INTEGER,                                    -- 200 OK sent to the caller
+    ended_at         INTEGER NOT NULL,                           -- last party gone
+    -- Seconds from start to end, to the millisecond.
+    duration_s       REAL GENERATED ALWAYS AS ((ended_at - started_at) / 1000.0) VIRTUAL,
+    -- Whole seconds from answer to end, rounded to the nearest; 0 when never answered.
+    billsec          INTEGER GENERATED ALWAYS AS
+                     (CASE WHEN answered_at IS NULL THEN 0
+                           ELSE (ended_at - answered_at + 500) / 1000 END) VIRTUAL,
+    disposition      TEXT NOT NULL
+                     CHECK (disposition IN ('answered', 'busy', 'no-answer', 'cancelled', 'failed')),
+    hangup_by        TEXT NOT NULL CHECK (hangup_by IN ('caller', 'callee', 'pbx')),
+    -- A SIP status ('486 Busy Here'), 'BYE', or a PBX cause ('rtp-timeout').
+    hangup_cause     TEXT NOT NULL CHECK (length(hangup_cause) <= 256),
+    -- Call-IDs of the caller's leg (a) and the callee's leg (b, none if never sent), so
+    -- support can find the call in SIP traces.
+    sip_call_id_a    TEXT NOT NULL CHECK (length(sip_call_id_a) BETWEEN 1 AND 256),
+    sip_call_id_b    TEXT CHECK (sip_call_id_b IS NULL OR length(sip_call_id_b) BETWEEN 1 AND 256),
+    codec            TEXT CHECK (codec IS NULL OR length(codec) BETWEEN 1 AND 64),
+    CHECK (ended_at >= started_at),
+    CHECK (answered_at IS NULL OR answered_at BETWEEN started_at AND ended_at),
+    CHECK ((disposition = 'answered') = (answered_at IS NOT NULL))
+) STRICT;
+
+-- Listing is newest first, for all tenants (system admin) or one tenant.
+CREATE INDEX cdr_started_at ON cdr (started_at);
+CREATE INDEX cdr_tenant_started_at ON cdr (tenant_id, started_at);
+
+-- Everyone who took part in a call, in the order they joined: the caller and callee, and
+-- after a transfer, forward or pickup (issue 5) the parties it brought in.
+CREATE TABLE cdr_parties (
+    id         INTEGER PRIMARY KEY,
+    cdr_id     INTEGER NOT NULL REFERENCES cdr (id) ON DELETE CASCADE,
+    role       TEXT NOT NULL CHECK (role IN ('caller', 'callee', 'transfer-target',
+                                             'forward-target', 'pickup')),
+    party      TEXT NOT NULL CHECK (length(party) BETWEEN 1 AND 256),
+    kind       TEXT NOT NULL CHECK (kind IN ('internal', 'external')),
+    joined_at  INTEGER NOT NULL,                -- unix ms: offered the call
+    left_at    INTEGER NOT NULL,                -- unix ms
+    CHECK (left_at >= joined_at)
+) STRICT;
+CREATE INDEX cdr_parties_cdr ON cdr_parties (cdr_id);
+-- Users see their own calls only (SPEC §3): CDRs are looked up by party.
+CREATE INDEX cdr_parties_party ON cdr_parties (party);
 ";
 
 #[cfg(test)]

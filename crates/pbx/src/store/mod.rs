@@ -1,4 +1,5 @@
-//! Persistent state of the PBX: system settings, tenants, users and registrar bindings.
+//! Persistent state of the PBX: system settings, tenants, users, registrar bindings and
+//! call detail records.
 //!
 //! One SQLite file in WAL mode. The admin CLI writes to it while `hark pbx serve` runs, so
 //! every connection waits on locks (busy timeout) instead of failing, write transactions
@@ -13,6 +14,7 @@
 //! async worker threads for batch writes: a write may wait up to the busy timeout.
 
 mod bindings;
+mod cdr;
 mod error;
 mod migrations;
 mod settings;
@@ -29,6 +31,11 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use bindings::{BatchOutcome, Binding, BindingOp};
+pub use cdr::{
+    Cdr, CdrFilter, CdrId, CdrParty, Direction, Disposition, HangupBy, MAX_CDR_CODEC_LEN,
+    MAX_CDR_SESSION_ID_LEN, MAX_CDR_TEXT_LEN, MAX_CDR_UNIX_MS, NewCdr, PartyKind, PartyRole,
+    format_rfc3339_ms,
+};
 pub use error::StoreError;
 pub use settings::SystemSettings;
 pub use tenants::{Tenant, TenantId};

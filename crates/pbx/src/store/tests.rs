@@ -505,3 +505,451 @@ fn write_behind_batch_of_10000_bindings_in_one_transaction() {
          10,000 user lookups {lookup_time:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Call detail records (migration 2)
+
+const T0: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20.000Z
+
+/// An answered internal call 101 -> 102 starting at `started_at`: rings 2 s, talks 10.4 s.
+fn new_cdr(tenant: TenantId, session: &str, started_at: i64) -> NewCdr {
+    NewCdr {
+        call_session_id: session.to_string(),
+        tenant_id: tenant,
+        caller: "101".into(),
+        caller_kind: PartyKind::Internal,
+        callee: "102".into(),
+        callee_kind: PartyKind::Internal,
+        direction: Direction::Internal,
+        started_at,
+        answered_at: Some(started_at + 2_000),
+        ended_at: started_at + 12_400,
+        disposition: Disposition::Answered,
+        hangup_by: HangupBy::Caller,
+        hangup_cause: "BYE".into(),
+        sip_call_id_a: format!("a-{session}"),
+        sip_call_id_b: Some(format!("b-{session}")),
+        codec: Some("PCMU".into()),
+        parties: Vec::new(),
+    }
+}
+
+fn count(store: &Store, table: &str) -> i64 {
+    store.conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+}
+
+fn cdr_schema(store: &Store) -> Vec<String> {
+    let mut stmt = store
+        .conn
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE tbl_name LIKE 'cdr%' ORDER BY name")
+        .unwrap();
+    // Automatic (UNIQUE) indexes have no SQL text.
+    stmt.query_map([], |r| Ok(format!("{}: {}", r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn migration_2_upgrades_a_version_1_database() {
+    let db = TempDb::new("v1");
+    {
+        // The database as release 1 left it, with some configuration in it.
+        let mut raw = rusqlite::Connection::open(&db.0).unwrap();
+        raw.pragma_update(None, "foreign_keys", true).unwrap();
+        assert_eq!(migrations::run_until(&mut raw, 1).unwrap(), 1);
+        raw.execute(
+            "INSERT INTO tenants (name, domain, is_default) VALUES ('office', ?1, 1)",
+            [DOMAIN],
+        )
+        .unwrap();
+        let tables: i64 = raw
+            .query_row("SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE 'cdr%'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(tables, 0, "version 1 has no CDR tables");
+    }
+    let config_before = {
+        let raw = rusqlite::Connection::open(&db.0).unwrap();
+        raw.query_row("SELECT version FROM config_version", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+
+    let mut store = Store::open(&db.0).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(count(&store, "schema_migrations"), 2);
+    assert_eq!(store.config_version().unwrap(), config_before, "the migration is not configuration");
+    let t = store.tenant_by_name("office").unwrap().expect("data kept");
+    let id = store.insert_cdr(&new_cdr(t.id, "s1", T0)).unwrap();
+    assert_eq!(store.cdr_by_session("s1").unwrap().unwrap().id, id);
+
+    // The upgraded schema is the one a fresh database gets.
+    let fresh = Store::open_in_memory().unwrap();
+    assert_eq!(cdr_schema(&store), cdr_schema(&fresh));
+    assert_eq!(cdr_schema(&fresh).len(), 7, "2 tables, 4 indexes, 1 unique: {:?}", cdr_schema(&fresh));
+
+    drop(store);
+    let store = Store::open(&db.0).unwrap();
+    assert_eq!(count(&store, "schema_migrations"), 2, "reopening applies nothing");
+    assert_eq!(count(&store, "cdr"), 1);
+}
+
+#[test]
+fn cdr_round_trip() {
+    let mut store = Store::open_in_memory().unwrap();
+    let t = office(&mut store);
+
+    // Answered, then transferred by the callee to an external number.
+    let mut c = new_cdr(t, "sess-1", T0);
+    c.caller_kind = PartyKind::Internal;
+    c.parties = vec![
+        CdrParty {
+            role: PartyRole::Caller,
+            party: "101".into(),
+            kind: PartyKind::Internal,
+            joined_at: T0,
+            left_at: T0 + 12_400,
+        },
+        CdrParty {
+            role: PartyRole::Callee,
+            party: "102".into(),
+            kind: PartyKind::Internal,
+            joined_at: T0,
+            left_at: T0 + 5_000,
+        },
+        CdrParty {
+            role: PartyRole::TransferTarget,
+            party: "+4930123456".into(),
+            kind: PartyKind::External,
+            joined_at: T0 + 5_000,
+            left_at: T0 + 12_400,
+        },
+    ];
+    let id = store.insert_cdr(&c).unwrap();
+    let got = store.cdr_by_session("sess-1").unwrap().unwrap();
+    assert_eq!(got.id, id);
+    assert_eq!(store.cdr(id).unwrap().as_ref(), Some(&got));
+    assert_eq!(got.tenant, "office");
+    assert_eq!(got.tenant_id, t);
+    assert_eq!((got.caller.as_str(), got.callee.as_str()), ("101", "102"));
+    assert_eq!((got.caller_kind, got.callee_kind), (PartyKind::Internal, PartyKind::Internal));
+    assert_eq!(got.direction, Direction::Internal);
+    assert_eq!((got.started_at, got.answered_at, got.ended_at), (T0, Some(T0 + 2_000), T0 + 12_400));
+    assert_eq!(got.duration_s, 12.4);
+    assert_eq!(got.billsec, 10, "10.4 s rounds to 10");
+    assert_eq!((got.disposition, got.hangup_by), (Disposition::Answered, HangupBy::Caller));
+    assert_eq!(got.hangup_cause, "BYE");
+    assert_eq!(got.sip_call_id_a, "a-sess-1");
+    assert_eq!(got.sip_call_id_b.as_deref(), Some("b-sess-1"));
+    assert_eq!(got.codec.as_deref(), Some("PCMU"));
+    assert_eq!(got.parties, c.parties);
+    assert!(store.cdr_by_session("nope").unwrap().is_none());
+    assert!(store.cdr(CdrId(999)).unwrap().is_none());
+
+    // The JSON form: SPEC §4 fields, RFC 3339 times, lower-case words.
+    let json = serde_json::to_value(&got).unwrap();
+    for key in [
+        "id", "call_session_id", "tenant", "caller", "callee", "direction", "started_at",
+        "answered_at", "ended_at", "duration_s", "billsec", "disposition", "hangup_by",
+        "hangup_cause", "parties",
+    ] {
+        assert!(json.get(key).is_some(), "no {key} in {json}");
+    }
+    assert_eq!(json["id"], id.0);
+    assert_eq!(json["tenant"], "office");
+    assert_eq!(json["started_at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(json["answered_at"], "2023-11-14T22:13:22.000Z");
+    assert_eq!(json["ended_at"], "2023-11-14T22:13:32.400Z");
+    assert_eq!(json["duration_s"], 12.4);
+    assert_eq!(json["billsec"], 10);
+    assert_eq!(json["disposition"], "answered");
+    assert_eq!(json["parties"][2]["role"], "transfer-target");
+    assert_eq!(json["parties"][2]["kind"], "external");
+    assert_eq!(json["parties"][2]["joined_at"], "2023-11-14T22:13:25.000Z");
+
+    // Unanswered: no answer time (null in JSON), billsec 0; default parties are the ends.
+    let mut busy = new_cdr(t, "sess-2", T0);
+    busy.answered_at = None;
+    busy.ended_at = T0 + 1_499;
+    busy.disposition = Disposition::NoAnswer;
+    busy.hangup_by = HangupBy::Pbx;
+    busy.hangup_cause = "480 Temporarily Unavailable".into();
+    busy.sip_call_id_b = None;
+    busy.codec = None;
+    store.insert_cdr(&busy).unwrap();
+    let got = store.cdr_by_session("sess-2").unwrap().unwrap();
+    assert_eq!((got.answered_at, got.billsec, got.duration_s), (None, 0, 1.499));
+    assert!(got.sip_call_id_b.is_none() && got.codec.is_none());
+    let roles: Vec<_> = got.parties.iter().map(|p| (p.role, p.party.as_str(), p.joined_at, p.left_at)).collect();
+    assert_eq!(roles, [(PartyRole::Caller, "101", T0, T0 + 1_499), (PartyRole::Callee, "102", T0, T0 + 1_499)]);
+    let json = serde_json::to_value(&got).unwrap();
+    assert!(json["answered_at"].is_null() && json["codec"].is_null());
+    assert_eq!(json["disposition"], "no-answer");
+    assert_eq!(json["hangup_by"], "pbx");
+
+    // billsec rounds half up.
+    let mut half = new_cdr(t, "sess-3", T0);
+    half.answered_at = Some(T0);
+    half.ended_at = T0 + 2_500;
+    store.insert_cdr(&half).unwrap();
+    assert_eq!(store.cdr_by_session("sess-3").unwrap().unwrap().billsec, 3);
+}
+
+#[test]
+fn cdr_insert_is_idempotent_on_session() {
+    let mut store = Store::open_in_memory().unwrap();
+    let t = office(&mut store);
+    let first = new_cdr(t, "same", T0);
+    let id = store.insert_cdr(&first).unwrap();
+    assert_eq!(store.insert_cdr(&first).unwrap(), id, "the very same CDR again");
+
+    let mut second = first.clone();
+    second.ended_at = T0 + 60_000;
+    second.hangup_by = HangupBy::Callee;
+    second.hangup_cause = "rtp-timeout".into();
+    second.parties = vec![CdrParty {
+        role: PartyRole::Caller,
+        party: "101".into(),
+        kind: PartyKind::Internal,
+        joined_at: T0,
+        left_at: T0 + 60_000,
+    }];
+    assert_eq!(store.insert_cdr(&second).unwrap(), id, "same session, same id");
+    assert_eq!(count(&store, "cdr"), 1);
+    assert_eq!(count(&store, "cdr_parties"), 1, "parties replaced, not appended");
+    let got = store.cdr_by_session("same").unwrap().unwrap();
+    assert_eq!((got.ended_at, got.hangup_by, got.hangup_cause.as_str()), (T0 + 60_000, HangupBy::Callee, "rtp-timeout"));
+    assert_eq!(got.parties, second.parties);
+
+    // Within one batch, the later write wins.
+    let mut third = first.clone();
+    third.hangup_cause = "third".into();
+    let ids = store.insert_cdrs(&[first.clone(), third, new_cdr(t, "other", T0)]).unwrap();
+    assert_eq!(ids[0], id);
+    assert_eq!(ids[1], id);
+    assert_ne!(ids[2], id);
+    assert_eq!(store.cdr_by_session("same").unwrap().unwrap().hangup_cause, "third");
+    assert_eq!(count(&store, "cdr"), 2);
+    assert_eq!(count(&store, "cdr_parties"), 4);
+}
+
+#[test]
+fn cdr_list_is_newest_first_and_filters() {
+    let mut store = Store::open_in_memory().unwrap();
+    let office = office(&mut store);
+    let branch = store.create_tenant("branch", "branch.example", false).unwrap();
+    assert!(store.list_cdrs(CdrFilter::default()).unwrap().is_empty());
+
+    let batch = [
+        new_cdr(office, "o1", T0),
+        new_cdr(office, "o2", T0 + 10_000),
+        new_cdr(branch, "b1", T0 + 5_000),
+        new_cdr(office, "o3", T0 + 10_000), // same start as o2: the later id first
+        new_cdr(branch, "b2", T0 + 20_000),
+    ];
+    store.insert_cdrs(&batch).unwrap();
+    let sessions = |f: CdrFilter| -> Vec<String> {
+        store.list_cdrs(f).unwrap().into_iter().map(|c| c.call_session_id).collect()
+    };
+    assert_eq!(sessions(CdrFilter::default()), ["b2", "o3", "o2", "b1", "o1"]);
+    assert_eq!(sessions(CdrFilter { tenant: Some(office), ..Default::default() }), ["o3", "o2", "o1"]);
+    assert_eq!(sessions(CdrFilter { tenant: Some(branch), ..Default::default() }), ["b2", "b1"]);
+    assert!(sessions(CdrFilter { tenant: Some(TenantId(99)), ..Default::default() }).is_empty());
+    assert_eq!(sessions(CdrFilter { limit: Some(2), ..Default::default() }), ["b2", "o3"]);
+    assert!(sessions(CdrFilter { limit: Some(0), ..Default::default() }).is_empty());
+    // since is inclusive, until exclusive.
+    assert_eq!(
+        sessions(CdrFilter { since: Some(T0 + 5_000), until: Some(T0 + 20_000), ..Default::default() }),
+        ["o3", "o2", "b1"]
+    );
+    assert_eq!(
+        sessions(CdrFilter { tenant: Some(office), since: Some(T0 + 1), limit: Some(1), ..Default::default() }),
+        ["o3"]
+    );
+    let all = store.list_cdrs(CdrFilter::default()).unwrap();
+    assert!(all.iter().all(|c| c.parties.len() == 2), "parties come with the list");
+    assert_eq!(all[0].tenant, "branch");
+
+    // Both listing queries walk an index instead of sorting the table.
+    for (sql, args) in [(cdr::LIST_ALL_SQL, 3), (cdr::LIST_TENANT_SQL, 4)] {
+        let params: Vec<i64> = vec![1; args];
+        let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("INDEX cdr_"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "sorts instead of walking the index:\n{plan}");
+    }
+}
+
+#[test]
+fn cdr_checks_reject_bad_records_and_write_nothing() {
+    let mut store = Store::open_in_memory().unwrap();
+    let t = office(&mut store);
+    let invalid = |f: fn(&mut NewCdr)| {
+        let mut c = new_cdr(t, "bad", T0);
+        f(&mut c);
+        c
+    };
+    let bad: [NewCdr; 12] = [
+        invalid(|c| c.call_session_id.clear()),
+        invalid(|c| c.call_session_id = "a b".into()),
+        invalid(|c| c.call_session_id = "x".repeat(129)),
+        invalid(|c| c.caller.clear()),
+        invalid(|c| c.callee = "10\n2".into()),
+        invalid(|c| c.hangup_cause = "x".repeat(257)),
+        invalid(|c| c.answered_at = Some(c.started_at - 1)),
+        invalid(|c| c.ended_at = c.started_at + 1_000), // before the answer
+        invalid(|c| c.answered_at = None),              // answered without a time
+        invalid(|c| c.disposition = Disposition::Busy), // a time but not answered
+        invalid(|c| c.sip_call_id_b = Some(String::new())),
+        invalid(|c| {
+            c.parties = vec![CdrParty {
+                role: PartyRole::Caller,
+                party: "101".into(),
+                kind: PartyKind::Internal,
+                joined_at: c.started_at - 1,
+                left_at: c.ended_at,
+            }]
+        }),
+    ];
+    for c in &bad {
+        match store.insert_cdrs(&[new_cdr(t, "good", T0), c.clone()]) {
+            Err(StoreError::Invalid(m)) => assert!(m.starts_with("CDR "), "{m}"),
+            other => panic!("{c:?} accepted: {other:?}"),
+        }
+    }
+    assert_eq!(count(&store, "cdr"), 0, "a bad CDR rejects its whole batch");
+
+    match store.insert_cdrs(&[new_cdr(t, "good", T0), new_cdr(TenantId(42), "lost", T0)]) {
+        Err(StoreError::NotFound(m)) => assert!(m.contains("tenant id 42"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(count(&store, "cdr"), 0, "rolled back");
+
+    // The schema refuses what the checks refuse, for writers other than this layer.
+    let raw = store.conn.execute(
+        "INSERT INTO cdr (call_session_id, tenant_id, caller, caller_kind, callee, callee_kind,
+                          direction, started_at, answered_at, ended_at, disposition, hangup_by,
+                          hangup_cause, sip_call_id_a)
+         VALUES ('raw', ?1, '101', 'internal', '102', 'internal', 'internal', 0, NULL, 10,
+                 'answered', 'caller', '', 'x')",
+        [t.0],
+    );
+    assert!(raw.is_err(), "answered without an answer time");
+}
+
+#[test]
+fn cdr_words_round_trip() {
+    fn check<T>(all: &[T])
+    where
+        T: Copy + PartialEq + std::fmt::Debug + std::fmt::Display + serde::Serialize,
+        T: std::str::FromStr<Err = StoreError>,
+    {
+        for v in all {
+            assert_eq!(v.to_string().parse::<T>().unwrap(), *v);
+            assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{v}\""));
+        }
+    }
+    check(Disposition::ALL);
+    check(Direction::ALL);
+    check(HangupBy::ALL);
+    check(PartyKind::ALL);
+    check(PartyRole::ALL);
+    assert_eq!(Disposition::NoAnswer.as_str(), "no-answer");
+    assert_eq!(PartyRole::TransferTarget.as_str(), "transfer-target");
+    let e = "noanswer".parse::<Disposition>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown disposition \"noanswer\": use answered, busy, no-answer, cancelled, failed"
+    );
+    let d: Disposition = serde_json::from_str("\"no-answer\"").unwrap();
+    assert_eq!(d, Disposition::NoAnswer);
+
+    use PartyKind::{External, Internal};
+    assert_eq!(Direction::from_kinds(Internal, Internal), Direction::Internal);
+    assert_eq!(Direction::from_kinds(External, Internal), Direction::Inbound);
+    assert_eq!(Direction::from_kinds(External, External), Direction::Inbound);
+    assert_eq!(Direction::from_kinds(Internal, External), Direction::Outbound);
+}
+
+#[test]
+fn rfc3339_timestamps() {
+    assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(format_rfc3339_ms(T0 + 123), "2023-11-14T22:13:20.123Z");
+    assert_eq!(format_rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    assert_eq!(format_rfc3339_ms(MAX_CDR_UNIX_MS), "9999-12-31T23:59:59.999Z");
+    assert_eq!(format_rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+
+    // Agrees with SQLite's calendar across leap days, century years and month ends.
+    let store = Store::open_in_memory().unwrap();
+    let mut stmt = store
+        .conn
+        .prepare("SELECT strftime('%Y-%m-%dT%H:%M:%S', ?1, 'unixepoch')")
+        .unwrap();
+    let mut secs: i64 = 0;
+    while secs < MAX_CDR_UNIX_MS / 1000 {
+        let ms = secs * 1000 + secs % 1000;
+        let ours = format_rfc3339_ms(ms);
+        let theirs: String = stmt.query_row([secs], |r| r.get(0)).unwrap();
+        assert_eq!(ours, format!("{theirs}.{:03}Z", secs % 1000), "at {secs}");
+        secs += 86_400 * 37 + 3_607; // ~80,000 samples over the whole range
+    }
+}
+
+#[test]
+fn cdr_writes_do_not_move_config_version() {
+    let db = TempDb::new("cdr-config");
+    let mut server = Store::open(&db.0).unwrap();
+    let t = office(&mut server);
+    let cv = server.config_version().unwrap();
+    let dv = server.data_version().unwrap();
+
+    // The PBX's CDR writer is another connection: data_version moves, config_version not.
+    let mut writer = Store::open(&db.0).unwrap();
+    writer.insert_cdr(&new_cdr(t, "c1", T0)).unwrap();
+    writer.insert_cdrs(&[new_cdr(t, "c1", T0), new_cdr(t, "c2", T0)]).unwrap();
+    assert_ne!(server.data_version().unwrap(), dv);
+    assert_eq!(server.config_version().unwrap(), cv, "CDRs are not configuration");
+    assert_eq!(server.list_cdrs(CdrFilter::default()).unwrap().len(), 2);
+}
+
+#[test]
+fn cdr_batch_of_10000_in_one_transaction() {
+    let db = TempDb::new("cdr-batch");
+    let mut store = Store::open(&db.0).unwrap();
+    let t = office(&mut store);
+    let cdrs: Vec<NewCdr> =
+        (0..10_000).map(|i| new_cdr(t, &format!("s{i:05}"), T0 + i * 1_000)).collect();
+
+    let started = Instant::now();
+    let ids = store.insert_cdrs(&cdrs).unwrap();
+    let insert_time = started.elapsed();
+    assert_eq!(ids.len(), 10_000);
+
+    let started = Instant::now();
+    store.insert_cdrs(&cdrs).unwrap();
+    let rewrite_time = started.elapsed();
+
+    drop(store);
+    let store = Store::open(&db.0).unwrap();
+    assert_eq!(count(&store, "cdr"), 10_000);
+    assert_eq!(count(&store, "cdr_parties"), 20_000);
+    let started = Instant::now();
+    let newest = store.list_cdrs(CdrFilter { limit: Some(50), ..Default::default() }).unwrap();
+    let page_time = started.elapsed();
+    assert_eq!(newest.len(), 50);
+    assert_eq!(newest[0].call_session_id, "s09999");
+    let started = Instant::now();
+    let all = store.list_cdrs(CdrFilter { tenant: Some(t), ..Default::default() }).unwrap();
+    let list_time = started.elapsed();
+    assert_eq!(all.len(), 10_000);
+    assert_eq!(all.last().unwrap().id, ids[0]);
+    eprintln!(
+        "10,000 CDRs: insert {insert_time:?}, rewrite {rewrite_time:?}; newest 50 {page_time:?}, \
+         all {list_time:?}"
+    );
+}

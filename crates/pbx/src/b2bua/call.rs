@@ -1,0 +1,143 @@
+//! One call as the B2BUA sees it: the caller's leg (A), the forks towards the callee's
+//! registered contacts (B candidates), the answered B leg, and what the CDR needs.
+
+use crate::registrar::UserKey;
+use bytes::Bytes;
+use hark_sip::dialog::Dialog;
+use hark_sip::rsip::Request;
+use hark_sip::transaction::{ClientTxId, ServerTxId};
+use hark_sip::transport::Peer;
+use rand::Rng;
+use std::fmt;
+use std::time::Instant;
+
+/// The PBX's id for a call session, sent as X-Session-Id (SPEC §1) and used by phones to
+/// address the session out of dialog. Decimal, like the documented example.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn random() -> Self {
+        Self(rand::rng().random_range(1_000_000_000_000u64..10_000_000_000_000).to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Internal handle of a call in the B2BUA's tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegSide {
+    /// The caller's leg: we are its UAS.
+    A,
+    /// The callee's leg: we are its UAC.
+    B,
+}
+
+impl LegSide {
+    pub fn other(self) -> LegSide {
+        match self {
+            LegSide::A => LegSide::B,
+            LegSide::B => LegSide::A,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallState {
+    /// The caller's INVITE is accepted; relay ports are being set up.
+    Setup,
+    /// INVITEs are out to the callee's contacts.
+    Ringing,
+    /// A contact answered; both dialogs are up.
+    Answered,
+    /// BYE sent or received; waiting for the last transactions.
+    Ending,
+}
+
+/// An INVITE sent to one registered contact of the callee.
+#[derive(Debug)]
+pub struct Fork {
+    pub tx: ClientTxId,
+    pub request: Request,
+    pub peer: Peer,
+    /// The best provisional seen (for early media SDP, dialog creation).
+    pub early: bool,
+    pub done: bool,
+}
+
+/// A re-INVITE (or other in-dialog request) relayed from one leg to the other, waiting
+/// for the other side's final answer.
+#[derive(Debug)]
+pub struct Relayed {
+    pub from_side: LegSide,
+    pub server_tx: ServerTxId,
+    pub request: Request,
+}
+
+#[derive(Debug)]
+pub struct Call {
+    pub key: CallKey,
+    pub session: SessionId,
+    pub state: CallState,
+    pub tenant_id: i64,
+    pub caller: UserKey,
+    pub callee: UserKey,
+    pub caller_display: Option<String>,
+    /// The caller's INVITE and its server transaction (until answered or failed).
+    pub a_invite: Request,
+    pub a_tx: ServerTxId,
+    pub a_peer: Peer,
+    /// Our To tag towards the caller, fixed for every response.
+    pub a_tag: hark_sip::Tag,
+    pub a_dialog: Option<Dialog>,
+    pub forks: Vec<Fork>,
+    pub b_dialog: Option<Dialog>,
+    pub b_peer: Option<Peer>,
+    /// CSeq of the INVITE that created the B dialog (for its ACK).
+    pub b_invite_cseq: u32,
+    /// The caller's SDP offer, as received.
+    pub a_offer: Vec<u8>,
+    /// Relay ports facing A and B, once allocated (one pair per media section).
+    pub relay: Option<RelayPorts>,
+    /// Our 200 to the caller, retransmitted until the ACK (RFC 3261 §13.3.1.4).
+    pub a_ok: Option<Bytes>,
+    pub a_ok_next: Option<(Instant, std::time::Duration)>,
+    pub a_ok_deadline: Option<Instant>,
+    pub ring_deadline: Option<Instant>,
+    /// Client transactions of in-dialog requests we sent: the leg they went to, and the
+    /// request they relay (None for our own, e.g. a BYE).
+    pub in_dialog_tx: Vec<(ClientTxId, LegSide, Option<Relayed>)>,
+    pub cdr: CdrDraft,
+}
+
+/// Relay ports (on the PBX) of one call's media sections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayPorts {
+    /// Per media section: the RTP port facing A and the one facing B (RTCP is +1).
+    pub streams: Vec<(u16, u16)>,
+}
+
+/// What the CDR row will say, filled in as the call goes.
+#[derive(Clone, Debug, Default)]
+pub struct CdrDraft {
+    pub started_at: Option<std::time::SystemTime>,
+    pub answered_at: Option<std::time::SystemTime>,
+    pub ended_at: Option<std::time::SystemTime>,
+    pub disposition: Option<super::cdr::Disposition>,
+    pub hangup_by: Option<super::cdr::HangupBy>,
+    pub hangup_cause: Option<String>,
+    pub a_call_id: String,
+    pub b_call_id: Option<String>,
+    pub codec: Option<String>,
+}

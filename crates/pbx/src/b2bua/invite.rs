@@ -1,0 +1,178 @@
+//! A new call: the caller's INVITE is authenticated, the callee found, relay ports set up,
+//! and an INVITE sent to every registered contact of the callee (parallel forking).
+
+use hark_sip::rsip::headers::UntypedHeader;
+use hark_sip::rsip::message::HeadersExt;
+use super::call::{Call, CallState, CdrDraft, Fork, LegSide, RelayPorts, SessionId};
+use super::{media, CallKey, TimerKind};
+use crate::core::{CoreEvent, PbxCore};
+use crate::registrar::UserKey;
+use hark_sip::dialog::top_via;
+use hark_sip::rsip::{self, Header, Method, Request};
+use hark_sip::transaction::ServerTxId;
+use hark_sip::transport::Peer;
+use hark_sip::{Branch, CallId, NameAddr, SipHeaders, Tag};
+use std::time::Instant;
+
+pub(crate) const X_SESSION_ID: &str = "X-Session-Id";
+pub(crate) const X_RECORDING_STATE: &str = "X-Recording-State";
+
+impl PbxCore {
+    pub(crate) fn on_invite(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
+        // The caller is the From user in the From domain's tenant.
+        let caller = req.from_header().ok().and_then(|h| {
+            let n = NameAddr::parse(h.value()).ok()?;
+            Some((n.uri_user()?.to_owned(), n.uri_hostport().to_owned(), n.display.map(|d| d.trim().to_owned())))
+        });
+        let Some((caller_ext, caller_host, caller_display)) = caller else {
+            return self.reply(now, &id, &req, 400, "Malformed From", vec![]);
+        };
+        let Some(tenant) = self.directory.tenant_for_host(&caller_host).cloned() else {
+            return self.reply(now, &id, &req, 404, "Domain Not Served", vec![]);
+        };
+        let caller = UserKey { tenant_id: tenant.id, extension: caller_ext };
+        if !self.authenticate(now, &id, &req, from, &tenant.domain, &caller, true) {
+            return;
+        }
+
+        // The callee: the Request-URI's user, in the caller's tenant only.
+        let ruri_host = req.uri.host_with_port.to_string();
+        if self.directory.tenant_for_host(&ruri_host).is_some_and(|t| t.id != tenant.id) {
+            return self.reply(now, &id, &req, 404, "Not Found (other tenant)", vec![]);
+        }
+        let Some(callee_ext) = req.uri.user().map(str::to_owned) else {
+            return self.reply(now, &id, &req, 404, "Not Found", vec![]);
+        };
+        let callee = UserKey { tenant_id: tenant.id, extension: callee_ext };
+        if self.directory.user(&callee).is_none() {
+            return self.reply(now, &id, &req, 404, "Not Found", vec![]);
+        }
+        if self.location.bindings(&callee).is_empty() {
+            return self.reply(now, &id, &req, 480, "Temporarily Unavailable (not registered)", vec![]);
+        }
+        if req.headers.iter().any(|h| matches!(h, Header::MaxForwards(m) if m.num().ok() == Some(0))) {
+            return self.reply(now, &id, &req, 483, "Too Many Hops", vec![]);
+        }
+
+        // We anchor media, so we need the caller's offer now (no delayed offer yet).
+        let offer = match media::prepare_offer(&req) {
+            Ok(o) => o,
+            Err(reject) => return self.reply(now, &id, &req, reject.code, &reject.reason, vec![]),
+        };
+
+        let key = self.calls.next_key();
+        let call = Call {
+            key,
+            session: SessionId::random(),
+            state: CallState::Setup,
+            tenant_id: tenant.id,
+            caller,
+            callee,
+            caller_display,
+            a_tx: id,
+            a_peer: from,
+            a_tag: Tag::random(),
+            a_dialog: None,
+            forks: Vec::new(),
+            b_dialog: None,
+            b_peer: None,
+            b_invite_cseq: 1,
+            a_offer: offer.body,
+            relay: None,
+            a_ok: None,
+            a_ok_next: None,
+            a_ok_deadline: None,
+            ring_deadline: None,
+            in_dialog_tx: Vec::new(),
+            cdr: CdrDraft {
+                started_at: Some(self.wall(now)),
+                a_call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
+                codec: offer.codec,
+                ..Default::default()
+            },
+            a_invite: req,
+        };
+        tracing::info!(session = %call.session, caller = %call.caller.extension, callee = %call.callee.extension, "call started");
+        self.calls.by_a_tx.insert(id, key);
+        self.calls.calls.insert(key, call);
+        self.events.push_back(CoreEvent::RelayStart { call: key, streams: offer.streams });
+    }
+
+    /// The relay for `key` is bound (or could not be): send the INVITEs to the callee.
+    pub fn handle_relay_started(&mut self, now: Instant, key: CallKey, ports: Result<RelayPorts, String>) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            // The caller gave up meanwhile: release the ports.
+            self.events.push_back(CoreEvent::RelayStop { call: key });
+            return;
+        };
+        if call.state != CallState::Setup {
+            return;
+        }
+        let ports = match ports {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "no relay ports for a call");
+                return self.fail_call(now, key, 503, "Service Unavailable (no media ports)", super::HangupBy::Pbx);
+            }
+        };
+        let b_ports: Vec<u16> = ports.streams.iter().map(|(_, b)| *b).collect();
+        let offer = match media::anchor(&call.a_offer, self.local.ip, &b_ports) {
+            Ok(o) => o,
+            Err(reject) => return self.fail_call(now, key, reject.code, &reject.reason, super::HangupBy::Pbx),
+        };
+        call.relay = Some(ports);
+        // The caller's side of each stream: where its SDP says to send.
+        let (a_offer, a_ip) = (call.a_offer.clone(), call.a_peer.addr.ip());
+        media::steer_relay(&mut self.events, key, LegSide::A, &a_offer, a_ip);
+
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        let bindings = self.location.bindings(&call.callee).to_vec();
+        let domain = self.directory.tenants().find(|t| t.id == call.tenant_id).map(|t| t.domain.clone()).unwrap_or_default();
+        let b_call_id = CallId::random();
+        let from_tag = Tag::random();
+        let (caller_ext, callee_ext, display, session) =
+            (call.caller.extension.clone(), call.callee.extension.clone(), call.caller_display.clone(), call.session.clone());
+        let mut forks = Vec::new();
+        for binding in bindings {
+            let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
+                tracing::warn!(contact = %binding.contact, "unusable registered contact");
+                continue;
+            };
+            let from_value = match &display {
+                Some(d) if !d.is_empty() => format!("\"{}\" <sip:{caller_ext}@{domain}>;tag={from_tag}", d.trim_matches('"')),
+                _ => format!("<sip:{caller_ext}@{domain}>;tag={from_tag}"),
+            };
+            let mut headers = rsip::Headers::default();
+            headers.push(top_via(binding.source.transport, self.local.sent_by(binding.source.transport), &Branch::random()).into());
+            headers.push(Header::MaxForwards(70.into()));
+            headers.push(Header::From(rsip::headers::From::new(from_value)));
+            headers.push(Header::To(rsip::headers::To::new(format!("<sip:{callee_ext}@{domain}>"))));
+            headers.push(Header::CallId(b_call_id.as_str().into()));
+            headers.push(Header::CSeq(rsip::headers::CSeq::new("1 INVITE")));
+            headers.push(Header::Contact(rsip::headers::Contact::new(self.local.contact(binding.source.transport))));
+            headers.push(Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW)));
+            headers.push(Header::Other(X_SESSION_ID.into(), session.to_string()));
+            headers.push(Header::Other(X_RECORDING_STATE.into(), "off".into()));
+            headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
+            let req = Request { method: Method::Invite, uri, version: rsip::Version::V2, headers, body: offer.clone() };
+            match self.tx.send_request(now, req.clone(), binding.source) {
+                Ok(tx) => forks.push(Fork { tx, request: req, peer: binding.source, early: false, done: false }),
+                Err(e) => tracing::warn!(error = %e, "could not send INVITE to a contact"),
+            }
+        }
+        if forks.is_empty() {
+            return self.fail_call(now, key, 480, "Temporarily Unavailable", super::HangupBy::Pbx);
+        }
+        let deadline = now + self.config.calls.ring_timeout;
+        for f in &forks {
+            self.calls.by_client_tx.insert(f.tx, key);
+        }
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.forks = forks;
+            call.state = CallState::Ringing;
+            call.ring_deadline = Some(deadline);
+            call.cdr.b_call_id = Some(b_call_id.to_string());
+        }
+        self.calls.schedule(deadline, key, TimerKind::Ring);
+    }
+}

@@ -1,0 +1,358 @@
+//! How a call's INVITE transaction ends: the callee's phones ring, one answers (the
+//! others are cancelled), all refuse, nobody answers in time, or the caller gives up.
+//! Also the end of an answered call and its CDR.
+
+use hark_sip::rsip::headers::{ToTypedHeader, UntypedHeader};
+use super::call::{CallState, LegSide};
+use super::cdr::{CallRecord, Disposition, HangupBy};
+use super::invite::{X_RECORDING_STATE, X_SESSION_ID};
+use super::{media, CallKey, TimerKind};
+use crate::core::{CoreEvent, PbxCore};
+use hark_sip::dialog::{top_via, Dialog};
+use hark_sip::rsip::{self, Header, Method, Request, Response};
+use hark_sip::transaction::{ClientTxId, ServerTxId};
+use hark_sip::{encode, response_to, status, Branch, SipHeaders};
+use std::cmp::Reverse;
+use std::time::{Duration, Instant};
+
+impl PbxCore {
+    pub(crate) fn on_response(&mut self, now: Instant, tx: ClientTxId, resp: Response) {
+        let Some(&key) = self.calls.by_client_tx.get(&tx) else { return };
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        if call.in_dialog_tx.iter().any(|(t, ..)| *t == tx) {
+            return self.on_in_dialog_response(now, key, tx, resp);
+        }
+        let Some(fork_index) = call.forks.iter().position(|f| f.tx == tx) else { return };
+        let code = resp.status_code.code();
+        match code {
+            100 => {}
+            101..=199 => self.on_fork_provisional(now, key, fork_index, resp),
+            200..=299 => self.on_fork_answer(now, key, fork_index, resp),
+            _ => self.on_fork_failure(now, key, fork_index, code, reason_of(&resp)),
+        }
+    }
+
+    fn on_fork_provisional(&mut self, now: Instant, key: CallKey, fork: usize, resp: Response) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        if call.state != CallState::Ringing {
+            return;
+        }
+        let code = resp.status_code.code();
+        let mut extra = vec![Header::Other(X_SESSION_ID.into(), call.session.to_string())];
+        // Early media (183 with SDP): the callee's side of the relay starts now.
+        let mut body = Vec::new();
+        if !resp.body.is_empty() && !call.forks[fork].early {
+            if let Some(ports) = &call.relay {
+                let a_ports: Vec<u16> = ports.streams.iter().map(|(a, _)| *a).collect();
+                if let Ok(answer) = media::anchor(&resp.body, self.local.ip, &a_ports) {
+                    call.forks[fork].early = true;
+                    body = answer;
+                    extra.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
+                    let b_ip = call.forks[fork].peer.addr.ip();
+                    media::steer_relay(&mut self.events, key, LegSide::B, &resp.body, b_ip);
+                }
+            }
+        }
+        let (a_tx, a_tag, a_invite) = (call.a_tx, call.a_tag.clone(), call.a_invite.clone());
+        let contact = self.local.contact(call.a_peer.transport);
+        extra.push(Header::Contact(rsip::headers::Contact::new(contact)));
+        let mut out = response_to(&a_invite, status(code, &reason_of(&resp)), Some(&a_tag));
+        out.headers.extend(extra);
+        out.body = body;
+        let _ = self.tx.send_response(now, &a_tx, out);
+    }
+
+    fn on_fork_answer(&mut self, now: Instant, key: CallKey, fork: usize, resp: Response) {
+        let wall_now = self.wall(now);
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let fork_req = call.forks[fork].request.clone();
+        let fork_peer = call.forks[fork].peer;
+        call.forks[fork].done = true;
+        // ACK every 2xx, ours or a late one from a losing fork (§13.2.2.4).
+        let mut dialog = match Dialog::uac(&fork_req, &resp) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "unusable 2xx from the callee");
+                return self.on_fork_failure(now, key, fork, 502, "Bad Gateway (bad answer from callee)".into());
+            }
+        };
+        let ack = dialog.ack_for_2xx(1, top_via(fork_peer.transport, self.local.sent_by(fork_peer.transport), &Branch::random()));
+        self.tx.send_stateless(ack, fork_peer);
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        if call.state != CallState::Ringing {
+            // A second answer, or one after the caller left: hang it up.
+            if let Ok(bye) = dialog.create_request(Method::Bye, top_via(fork_peer.transport, self.local.sent_by(fork_peer.transport), &Branch::random())) {
+                let _ = self.tx.send_request(now, bye, fork_peer);
+            }
+            return;
+        }
+        let Some(ports) = call.relay.clone() else { return };
+        let a_ports: Vec<u16> = ports.streams.iter().map(|(a, _)| *a).collect();
+        let answer = match media::answer_for_caller(&resp.body, self.local.ip, &a_ports) {
+            Ok(a) => a,
+            Err(reject) => {
+                // The callee's SDP is unusable: end its leg and fail the call.
+                if let Ok(bye) = dialog.create_request(Method::Bye, top_via(fork_peer.transport, self.local.sent_by(fork_peer.transport), &Branch::random())) {
+                    let _ = self.tx.send_request(now, bye, fork_peer);
+                }
+                return self.fail_call(now, key, reject.code.max(488), &reject.reason, HangupBy::Pbx);
+            }
+        };
+        media::steer_relay(&mut self.events, key, LegSide::B, &resp.body, fork_peer.addr.ip());
+        // Cancel the other forks (§9.1).
+        let others: Vec<(ClientTxId, Request, hark_sip::transport::Peer)> = call
+            .forks
+            .iter_mut()
+            .filter(|f| !f.done)
+            .map(|f| {
+                f.done = true;
+                (f.tx, f.request.clone(), f.peer)
+            })
+            .collect();
+        for (_, req, peer) in others {
+            if let Some(cancel) = cancel_for(&req) {
+                let _ = self.tx.send_request(now, cancel, peer);
+            }
+        }
+
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let contact = self.local.contact(call.a_peer.transport);
+        let mut ok = response_to(&call.a_invite, status(200, "OK"), Some(&call.a_tag));
+        ok.headers.push(Header::Contact(rsip::headers::Contact::new(contact.clone())));
+        ok.headers.push(Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW)));
+        ok.headers.push(Header::Other(X_SESSION_ID.into(), call.session.to_string()));
+        ok.headers.push(Header::Other(X_RECORDING_STATE.into(), "off".into()));
+        ok.headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
+        ok.body = answer;
+        let a_dialog = rsip::headers::Contact::new(contact)
+            .typed()
+            .ok()
+            .and_then(|c| Dialog::uas(&call.a_invite, &call.a_tag, c).ok());
+        let Some(mut a_dialog) = a_dialog else {
+            return self.fail_call(now, key, 500, "Server Internal Error (caller dialog)", HangupBy::Pbx);
+        };
+        a_dialog.confirm();
+        let bytes = bytes::Bytes::from(encode(&ok.clone().into()));
+        let _ = self.tx.send_response(now, &call.a_tx, ok);
+        let t1 = self.config.timers.t1;
+        call.a_ok = Some(bytes);
+        call.a_ok_next = Some((now + t1, t1));
+        call.a_ok_deadline = Some(now + 64 * t1);
+        call.state = CallState::Answered;
+        call.ring_deadline = None;
+        call.cdr.answered_at = Some(wall_now);
+        call.b_peer = Some(fork_peer);
+        call.b_invite_cseq = 1;
+        if let Some(codec) = media::first_codec(&resp.body) {
+            call.cdr.codec = Some(codec);
+        }
+        let (a_id, b_id) = (a_dialog.id().clone(), dialog.id().clone());
+        call.a_dialog = Some(a_dialog);
+        call.b_dialog = Some(dialog);
+        tracing::info!(session = %call.session, "call answered");
+        self.calls.by_dialog.insert(a_id, (key, LegSide::A));
+        self.calls.by_dialog.insert(b_id, (key, LegSide::B));
+        self.calls.schedule(now + t1, key, TimerKind::AckWait);
+    }
+
+    fn on_fork_failure(&mut self, now: Instant, key: CallKey, fork: usize, code: u16, reason: String) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        call.forks[fork].done = true;
+        call.forks[fork].early = false;
+        if call.state != CallState::Ringing {
+            return;
+        }
+        if call.forks.iter().any(|f| !f.done) {
+            return;
+        }
+        // Every contact refused: tell the caller the most telling answer.
+        let (code, reason) = match code {
+            // Credentials of the callee's phone are not ours to give; redirects we do not follow.
+            300..=399 | 401 | 407 => (480, "Temporarily Unavailable".to_owned()),
+            _ => (code, reason),
+        };
+        self.fail_call(now, key, code, &reason, HangupBy::Callee);
+    }
+
+    /// Ends a call that was never answered: final response to the caller, CANCEL for
+    /// any contact still ringing, CDR.
+    pub(crate) fn fail_call(&mut self, now: Instant, key: CallKey, code: u16, reason: &str, by: HangupBy) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        if matches!(call.state, CallState::Answered | CallState::Ending) {
+            return;
+        }
+        let pending: Vec<(Request, hark_sip::transport::Peer)> =
+            call.forks.iter_mut().filter(|f| !f.done).map(|f| (f.request.clone(), f.peer)).collect();
+        for (req, peer) in pending {
+            if let Some(cancel) = cancel_for(&req) {
+                let _ = self.tx.send_request(now, cancel, peer);
+            }
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let (a_tx, a_invite, a_tag) = (call.a_tx, call.a_invite.clone(), call.a_tag.clone());
+        call.state = CallState::Ending;
+        call.cdr.disposition = Some(Disposition::from_status(code));
+        call.cdr.hangup_by = Some(by);
+        call.cdr.hangup_cause = Some(format!("{code} {reason}"));
+        let mut resp = response_to(&a_invite, status(code, reason), Some(&a_tag));
+        resp.headers.push(Header::Server(rsip::headers::Server::new(crate::core::SERVER)));
+        let _ = self.tx.send_response(now, &a_tx, resp);
+        self.finish(now, key);
+    }
+
+    /// The caller's CANCEL reached its INVITE.
+    pub(crate) fn on_cancel(&mut self, now: Instant, invite: ServerTxId) {
+        let Some(&key) = self.calls.by_a_tx.get(&invite) else { return };
+        self.fail_call(now, key, 487, "Request Terminated", HangupBy::Caller);
+    }
+
+    pub(crate) fn on_client_timeout(&mut self, now: Instant, tx: ClientTxId) {
+        let Some(&key) = self.calls.by_client_tx.get(&tx) else { return };
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        if let Some(fork) = call.forks.iter().position(|f| f.tx == tx && !f.done) {
+            return self.on_fork_failure(now, key, fork, 408, "Request Timeout".into());
+        }
+        if call.in_dialog_tx.iter().any(|(t, ..)| *t == tx) {
+            let resp = Response { status_code: status(408, "Request Timeout"), version: rsip::Version::V2, headers: Default::default(), body: vec![] };
+            self.on_in_dialog_response(now, key, tx, resp);
+        }
+    }
+
+    pub(crate) fn on_call_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, key, kind))) = self.calls.timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.calls.timers.pop();
+            let Some(call) = self.calls.calls.get_mut(&key) else { continue };
+            match kind {
+                TimerKind::Ring if call.ring_deadline == Some(at) && call.state == CallState::Ringing => {
+                    self.fail_call(now, key, 480, "Temporarily Unavailable (no answer)", HangupBy::Pbx);
+                    if let Some(call) = self.calls.calls.get_mut(&key) {
+                        call.cdr.disposition = Some(Disposition::NoAnswer);
+                    }
+                }
+                TimerKind::AckWait => {
+                    let Some((due, interval)) = call.a_ok_next else { continue };
+                    if due != at || call.a_ok.is_none() {
+                        continue;
+                    }
+                    if call.a_ok_deadline.is_some_and(|d| now >= d) {
+                        tracing::warn!(session = %call.session, "no ACK for our 200 OK; hanging up");
+                        call.a_ok = None;
+                        self.hang_up(now, key, None, HangupBy::Pbx, "no ACK from caller");
+                        continue;
+                    }
+                    if let Some(bytes) = call.a_ok.clone() {
+                        self.tx.send_stateless(bytes, call.a_peer);
+                    }
+                    let next = (interval * 2).min(self.config.timers.t2);
+                    call.a_ok_next = Some((now + next, next));
+                    self.calls.schedule(now + next, key, TimerKind::AckWait);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The caller's ACK for our 2xx (or for a re-INVITE's 2xx) arrived.
+    pub(crate) fn on_ack(&mut self, _now: Instant, req: &Request) {
+        let Ok(id) = hark_sip::dialog::DialogId::from_incoming_request(req) else { return };
+        let Some(&(key, LegSide::A)) = self.calls.by_dialog.get(&id) else { return };
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.a_ok = None;
+            call.a_ok_next = None;
+        }
+    }
+
+    /// Ends an answered call: BYE to every leg but `from` (which sent its own BYE).
+    pub(crate) fn hang_up(&mut self, now: Instant, key: CallKey, from: Option<LegSide>, by: HangupBy, cause: &str) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        if call.state == CallState::Ending {
+            return;
+        }
+        call.state = CallState::Ending;
+        call.cdr.disposition = Some(Disposition::Answered);
+        call.cdr.hangup_by = Some(by);
+        call.cdr.hangup_cause = Some(cause.to_owned());
+        let mut byes = Vec::new();
+        for side in [LegSide::A, LegSide::B] {
+            if Some(side) == from {
+                continue;
+            }
+            let (dialog, peer) = match side {
+                LegSide::A => (call.a_dialog.as_mut(), Some(call.a_peer)),
+                LegSide::B => (call.b_dialog.as_mut(), call.b_peer),
+            };
+            if let (Some(dialog), Some(peer)) = (dialog, peer) {
+                let via = top_via(peer.transport, self.local.sent_by(peer.transport), &Branch::random());
+                if let Ok(bye) = dialog.create_request(Method::Bye, via) {
+                    byes.push((bye, peer));
+                }
+                dialog.terminate();
+            }
+        }
+        for (bye, peer) in byes {
+            let _ = self.tx.send_request(now, bye, peer);
+        }
+        self.finish(now, key);
+    }
+
+    /// Emits the CDR, stops the relay and forgets the call.
+    fn finish(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.remove(key) else { return };
+        let cdr = &call.cdr;
+        let record = CallRecord {
+            session_id: call.session.to_string(),
+            tenant_id: call.tenant_id,
+            caller: call.caller.extension.clone(),
+            callee: call.callee.extension.clone(),
+            started_at: cdr.started_at.unwrap_or_else(|| self.wall(now)),
+            answered_at: cdr.answered_at,
+            ended_at: self.wall(now),
+            disposition: cdr.disposition.unwrap_or(Disposition::Failed),
+            hangup_by: cdr.hangup_by.unwrap_or(HangupBy::Pbx),
+            hangup_cause: cdr.hangup_cause.clone().unwrap_or_default(),
+            a_call_id: cdr.a_call_id.clone(),
+            b_call_id: cdr.b_call_id.clone(),
+            codec: cdr.codec.clone(),
+        };
+        tracing::info!(session = %record.session_id, disposition = record.disposition.as_str(), cause = %record.hangup_cause, "call ended");
+        self.events.push_back(CoreEvent::RelayStop { call: key });
+        self.events.push_back(CoreEvent::Cdr(record));
+    }
+
+    /// The relay saw no media for too long.
+    pub fn handle_relay_silent(&mut self, now: Instant, key: CallKey, silent: Duration) {
+        tracing::warn!(call = ?key, secs = silent.as_secs(), "no RTP; hanging up");
+        let answered = self.calls.calls.get(&key).is_some_and(|c| c.state == CallState::Answered);
+        if answered {
+            self.hang_up(now, key, None, HangupBy::Pbx, "rtp-timeout");
+        } else {
+            self.fail_call(now, key, 480, "Temporarily Unavailable (no media)", HangupBy::Pbx);
+        }
+    }
+}
+
+/// The reason phrase a response carried (rsip keeps it only for codes it does not know).
+pub(crate) fn reason_of(resp: &Response) -> String {
+    match &resp.status_code {
+        rsip::StatusCode::Other(_, reason) => reason.clone(),
+        other => hark_sip::serialize::reason_phrase(other.code()).to_owned(),
+    }
+}
+
+/// §9.1: a CANCEL for a pending INVITE we sent.
+fn cancel_for(invite: &Request) -> Option<Request> {
+    let mut headers = rsip::Headers::default();
+    for h in invite.headers.iter() {
+        match h {
+            Header::Via(_) if !headers.iter().any(|h| matches!(h, Header::Via(_))) => headers.push(h.clone()),
+            Header::From(_) | Header::To(_) | Header::CallId(_) | Header::Route(_) | Header::MaxForwards(_) => headers.push(h.clone()),
+            _ => {}
+        }
+    }
+    let (seq, _) = invite.cseq().ok()?;
+    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!("{seq} CANCEL"))));
+    Some(Request { method: Method::Cancel, uri: invite.uri.clone(), version: rsip::Version::V2, headers, body: vec![] })
+}
