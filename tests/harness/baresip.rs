@@ -14,12 +14,35 @@
 //!   implemented") when *any* WWW-Authenticate of the 401 carries another algorithm, in
 //!   whatever order: against a PBX offering MD5 and SHA-256 it never registers. Serve it
 //!   with `--digest-algorithms MD5`.
+//!
+//! Audio, headless (see [`BaresipOptions`]):
+//! - `audio_source aufile,FILE.wav` plays an 8 kHz mono WAV as the microphone (`ausine`
+//!   works only at 48 kHz); it stops at the end of the file, so tones outlast the call.
+//! - `module sndfile.so` + `snd_path DIR` writes `dump-<YYYY-MM-DD-hh-mm-ss>-dec.wav`
+//!   (what the phone decoded from the network) and `-enc.wav` (what it sent), 16-bit at
+//!   the codec rate, written as packets arrive (nothing is written while no RTP comes).
+//! - No audio player is needed: without one (`(play)` in its rx pipeline line) it still
+//!   decodes into the filters. No ALSA, no device.
+//! - Its first hold (a re-INVITE whose direction is not sendrecv, sent or received)
+//!   resets the receive side: `audio_decoder_set` flushes the rx filter list and
+//!   `aufilt_setup` does not rebuild it while the tx filters exist, so `*-dec.wav` ends at
+//!   the first hold, on both phones, and nothing after a resume is recorded. Media after
+//!   a resume has to be observed elsewhere (an RTP socket the test owns).
+//! - On hold it stops sending RTP itself (`stream_send` returns while `s->hold`).
+//! - `answermode=auto` answers at once; `audio_codecs=PCMA` keeps the offer to one codec.
+//! - ctrl_tcp: `dial URI`, `hangup`, `hold`, `resume` answer `{"response":true,"ok":…}`;
+//!   events (`CALL_RINGING`, `CALL_ESTABLISHED`, `CALL_CLOSED` with the reason in
+//!   `param`, …) arrive on the same connection, and only on the latest one (see
+//!   [`crate::ctrl`]).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::Value;
+
+use crate::ctrl::{Ctrl, event_type};
 use crate::net::{free_port, free_port_range};
 use crate::peers::require_peer;
 use crate::process::{Proc, TempDir, tail};
@@ -38,43 +61,187 @@ pub struct BaresipAccount {
     pub regint: u32,
 }
 
+/// Media and call handling of a baresip instance (the default: no audio at all, manual
+/// answer, registering through the account's registrar).
+#[derive(Clone, Debug, Default)]
+pub struct BaresipOptions {
+    /// `answermode=auto`: incoming calls are answered at once.
+    pub auto_answer: bool,
+    /// A WAV played as the microphone (`aufile`); 8 kHz mono 16-bit for G.711.
+    pub play: Option<PathBuf>,
+    /// Record what the phone hears and sends (`sndfile`, into `CONFDIR/snd`:
+    /// `dump-<time>-dec.wav` is the decoded received audio, `-enc.wav` what it sent).
+    pub record: bool,
+    /// The account's `audio_codecs`, e.g. `PCMA` (default: every loaded codec).
+    pub codecs: Option<String>,
+    /// No registrar: the account is `sip:USER@127.0.0.1:SIPPORT` with `regint=0`, for
+    /// direct peer-to-peer calls that prove the harness without the PBX.
+    pub no_registrar: bool,
+}
+
 pub struct Baresip {
+    // Field order: the control connection closes before the process dies.
+    ctrl: Ctrl,
     proc: Proc,
     dir: TempDir,
     pub sip_port: u16,
     pub ctrl_port: u16,
     pub account: BaresipAccount,
+    pub options: BaresipOptions,
 }
+
+/// How long a ctrl_tcp command may take to be answered.
+const CTRL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Baresip {
     pub fn start(account: BaresipAccount) -> Baresip {
+        Self::start_with(account, BaresipOptions::default())
+    }
+
+    pub fn start_with(account: BaresipAccount, options: BaresipOptions) -> Baresip {
         let bin = require_peer("baresip");
         let dir = TempDir::new("baresip");
         let sip_port = free_port_range(2);
         let ctrl_port = free_port();
-        dir.write("config", config(sip_port, ctrl_port));
-        dir.write("accounts", format!("{}\n", account_line(&account)));
+        if options.record {
+            std::fs::create_dir_all(dir.join("snd")).expect("creating the sndfile dir");
+        }
+        dir.write("config", config_with(sip_port, ctrl_port, &options, &dir.join("snd")));
+        dir.write(
+            "accounts",
+            format!("{}\n", account_line_with(&account, &options, sip_port)),
+        );
         dir.write("contacts", "");
         let mut cmd = Command::new(bin);
         cmd.arg("-f")
             .arg(dir.path())
             .arg("-s")
             .env("HOME", dir.path());
-        let proc = Proc::spawn("baresip", &mut cmd);
-        let b = Baresip {
+        let mut proc = Proc::spawn("baresip", &mut cmd);
+        let ready = proc.stdout.wait_for(Duration::from_secs(30), |out| {
+            out.contains("baresip is ready.").then_some(())
+        });
+        if ready.is_none() {
+            let exited = proc.try_exit();
+            panic!(
+                "baresip did not become ready within 30 s (exit: {exited:?})\n--- config ---\n{}\n{}",
+                crate::process::read_lossy(&dir.join("config")),
+                proc.report(400)
+            );
+        }
+        let ctrl = match Ctrl::connect(ctrl_port, Duration::from_secs(10)) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}\n{}", proc.report(400)),
+        };
+        Baresip {
+            ctrl,
             proc,
             dir,
             sip_port,
             ctrl_port,
             account,
-        };
-        let ready = b.proc.stdout.wait_for(Duration::from_secs(30), |out| {
-            out.contains("baresip is ready.").then_some(())
-        });
-        if ready.is_none() {
-            panic!("baresip did not become ready within 30 s\n{}", b.report());
+            options,
         }
-        b
+    }
+
+    /// This phone's own SIP URI when it runs without a registrar.
+    pub fn direct_uri(&self) -> String {
+        format!("sip:{}@127.0.0.1:{};transport=udp", self.account.user, self.sip_port)
+    }
+
+    /// The control connection (events since start-up).
+    pub fn ctrl(&self) -> &Ctrl {
+        &self.ctrl
+    }
+
+    /// Runs a ctrl_tcp command; panics with the phone's report if baresip refuses it or
+    /// does not answer.
+    pub fn must(&self, command: &str, params: &str) -> Value {
+        self.ctrl
+            .command(command, params, CTRL_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.report()))
+    }
+
+    /// `dial URI` (a new outgoing call).
+    pub fn dial(&self, uri: &str) {
+        self.must("dial", uri);
+    }
+
+    /// `hangup` (the current call).
+    pub fn hangup(&self) {
+        self.must("hangup", "");
+    }
+
+    /// `hold` (re-INVITE with a=sendonly).
+    pub fn hold(&self) {
+        self.must("hold", "");
+    }
+
+    /// `resume` (re-INVITE with a=sendrecv).
+    pub fn resume(&self) {
+        self.must("resume", "");
+    }
+
+    /// Waits for the `n`-th (1-based) ctrl_tcp event of type `kind` (e.g.
+    /// `CALL_ESTABLISHED`, `CALL_CLOSED`, `CALL_INCOMING`).
+    pub fn wait_event(&self, kind: &str, n: usize, timeout: Duration) -> Option<Value> {
+        self.ctrl.wait_event_type(kind, n, timeout)
+    }
+
+    /// How many events of type `kind` arrived so far.
+    pub fn event_count(&self, kind: &str) -> usize {
+        self.ctrl.events().iter().filter(|e| event_type(e) == kind).count()
+    }
+
+    /// The sndfile directory (what the phone heard and sent, when `record` is on).
+    pub fn snd_dir(&self) -> PathBuf {
+        self.dir.join("snd")
+    }
+
+    /// The newest `*-dec.wav` (decoded received audio) in the sndfile directory.
+    pub fn received_audio(&self) -> Option<PathBuf> {
+        newest_with_suffix(&self.snd_dir(), "-dec.wav")
+    }
+
+    /// The newest `*-enc.wav` (the audio the phone encoded and sent).
+    pub fn sent_audio(&self) -> Option<PathBuf> {
+        newest_with_suffix(&self.snd_dir(), "-enc.wav")
+    }
+
+    /// The SIP requests of method `method` that baresip received (its `-s` trace).
+    pub fn received_requests(&self, method: &str) -> Vec<TracedMessage> {
+        let me = format!("-> 127.0.0.1:{}", self.sip_port);
+        self.trace()
+            .into_iter()
+            .filter(|m| m.route.trim_end().ends_with(&me) && m.first_line().starts_with(&format!("{method} ")))
+            .collect()
+    }
+
+    /// The SIP responses baresip received whose CSeq method is `method`.
+    pub fn received_responses(&self, method: &str) -> Vec<TracedMessage> {
+        let me = format!("-> 127.0.0.1:{}", self.sip_port);
+        self.trace()
+            .into_iter()
+            .filter(|m| m.route.trim_end().ends_with(&me) && m.is_response() && m.cseq_method() == Some(method))
+            .collect()
+    }
+
+    /// The SIP responses baresip sent whose CSeq method is `method`.
+    pub fn sent_responses(&self, method: &str) -> Vec<TracedMessage> {
+        let me = format!("127.0.0.1:{} ->", self.sip_port);
+        self.trace()
+            .into_iter()
+            .filter(|m| m.route.contains(&me) && m.is_response() && m.cseq_method() == Some(method))
+            .collect()
+    }
+
+    /// The SIP requests baresip sent of method `method`.
+    pub fn sent_requests(&self, method: &str) -> Vec<TracedMessage> {
+        let me = format!("127.0.0.1:{} ->", self.sip_port);
+        self.trace()
+            .into_iter()
+            .filter(|m| m.route.contains(&me) && m.first_line().starts_with(&format!("{method} ")))
+            .collect()
     }
 
     /// The SIP messages in baresip's trace, in order.
@@ -107,38 +274,23 @@ impl Baresip {
         })
     }
 
-    /// Sends one ctrl_tcp command (netstring JSON) and returns the raw reply.
+    /// Sends one ctrl_tcp command (netstring JSON) on the phone's control connection and
+    /// returns the response as JSON text (or the error).
     pub fn command(&self, command: &str, params: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.ctrl_port))
-            .expect("connecting to baresip ctrl_tcp");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        let json = format!(
-            "{{\"command\":\"{command}\",\"params\":\"{}\",\"token\":\"e2e\"}}",
-            params.replace('\\', "\\\\").replace('"', "\\\"")
-        );
-        write!(stream, "{}:{},", json.len(), json).expect("writing to ctrl_tcp");
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Read until a response (not an event) netstring arrives or the timeout hits.
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&reply).contains("\"response\":true") {
-                break;
-            }
+        match self.ctrl.command(command, params, CTRL_TIMEOUT) {
+            Ok(v) => v.to_string(),
+            Err(e) => e,
         }
-        String::from_utf8_lossy(&reply).into_owned()
     }
 
-    /// Config dir, stdout/stderr (the SIP trace), for failure messages.
+    /// Config dir, stdout/stderr (the SIP trace), ctrl_tcp events, for failure messages.
     pub fn report(&self) -> String {
         format!(
-            "--- baresip config dir {} ---\naccounts: {}\n{}",
+            "--- baresip config dir {} ---\naccounts: {}\n{}\n{}",
             self.dir.path().display(),
-            account_line(&self.account),
-            self.proc.report(400)
+            account_line_with(&self.account, &self.options, self.sip_port),
+            self.proc.report(400),
+            self.ctrl.report()
         )
     }
 
@@ -165,6 +317,58 @@ pub fn account_line(a: &BaresipAccount) -> String {
         addr = a.registrar,
         regint = a.regint
     )
+}
+
+/// The accounts line for `options`: answer mode, codecs, and without a registrar a
+/// direct account on the phone's own address.
+pub fn account_line_with(a: &BaresipAccount, options: &BaresipOptions, sip_port: u16) -> String {
+    let answermode = if options.auto_answer { "auto" } else { "manual" };
+    let mut line = if options.no_registrar {
+        format!(
+            "<sip:{user}@127.0.0.1:{sip_port};transport=udp>;regint=0;answermode={answermode};mwi=no;\
+             call_transfer=no",
+            user = a.user
+        )
+    } else {
+        account_line(a).replace("answermode=manual", &format!("answermode={answermode}"))
+    };
+    if let Some(codecs) = &options.codecs {
+        line.push_str(&format!(";audio_codecs={codecs}"));
+    }
+    line
+}
+
+/// [`config`] plus the audio modules `options` need: `aufile` as the microphone and
+/// `sndfile` recording into `snd_path`. No audio player: baresip 1.0 then decodes into
+/// the filters (sndfile) and drops the samples, which is all a headless test needs.
+pub fn config_with(sip_port: u16, ctrl_port: u16, options: &BaresipOptions, snd_path: &Path) -> String {
+    let mut c = config(sip_port, ctrl_port);
+    if options.play.is_some() || options.record {
+        // Its own RTP ports (random in 1024-49152 by default) below both the PBXes'
+        // relay blocks (`rtp_port_range`: 20000-31999) and the kernel's ephemeral range
+        // (where `free_port` picks every other peer's ports).
+        c.push_str("rtp_ports\t\t10000-19999\n");
+    }
+    if let Some(wav) = &options.play {
+        c.push_str(&format!("audio_source\t\taufile,{}\n", wav.display()));
+    }
+    if options.record {
+        c.push_str("module\t\t\tsndfile.so\n");
+        c.push_str(&format!("snd_path\t\t{}\n", snd_path.display()));
+    }
+    c
+}
+
+fn newest_with_suffix(dir: &Path, suffix: &str) -> Option<PathBuf> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p)
 }
 
 /// A headless config: loopback only, no audio device, SIP trace, ctrl_tcp.

@@ -9,16 +9,20 @@
 //!
 //! Peer quirks found while writing it are in tests/PEERS.md.
 
+pub mod audio;
 pub mod baresip;
+pub mod calls;
+pub mod ctrl;
 pub mod linphone;
 pub mod net;
 pub mod pbx;
 pub mod peers;
 pub mod process;
+pub mod rtp;
 pub mod sipp;
 pub mod wire;
 
-pub use net::{free_port, free_port_range};
+pub use net::{free_port, free_port_range, rtp_port_range};
 pub use pbx::{DOMAIN, Pbx, PbxBuilder, TENANT, hark_bin};
 pub use peers::require_peer;
 pub use process::{Proc, TempDir, poll_until, wait_until};

@@ -14,6 +14,16 @@
 //! - With `algorithm=SHA-256` in `[auth_info_0]` it answers the SHA-256 challenge
 //!   whatever the order of the challenges; without it, it answers MD5.
 //! - It refreshes at 90% of the granted expiry.
+//! - Media without a soundcard: `soundcard use files`, then `play F.wav` (sent as the
+//!   microphone) and `record F.wav` (what it hears, at the call's rate, finished at the
+//!   end of the call), typed before the call; `autoanswer enable` answers incoming calls
+//!   (it prints `Auto answer enabled.`).
+//! - Call progress is in the `-d 6` log: `CallSession [...] moving from state X to Y`
+//!   (`LinphoneCallIncomingReceived`, `LinphoneCallConnected`,
+//!   `LinphoneCallStreamsRunning`, `LinphoneCallEnd`, `LinphoneCallReleased`); the SIP
+//!   messages it sends and receives are logged whole (CRLF line ends).
+//! - Its 200 OK Contact carries `;expires=600;+sip.instance="<urn:uuid:…>"`: a quoted
+//!   value with angle brackets inside, which a B2BUA's Contact parser must take.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -143,6 +153,69 @@ impl Linphonec {
         found
     }
 
+    /// Media from files instead of a soundcard (`soundcard use files`): `play` is sent as
+    /// the microphone, what the phone hears is written to `record` (a WAV at the call's
+    /// rate, finished when the call ends). Applies to the next call.
+    pub fn use_files(&mut self, play: &std::path::Path, record: &std::path::Path) {
+        self.command("soundcard use files");
+        self.command(&format!("play {}", play.display()));
+        self.command(&format!("record {}", record.display()));
+    }
+
+    /// `autoanswer enable`, confirmed by its `Auto answer enabled.` line.
+    pub fn enable_autoanswer(&mut self, timeout: Duration) -> bool {
+        self.command("autoanswer enable");
+        self.proc
+            .stdout
+            .wait_for(timeout, |out| out.contains("Auto answer enabled.").then_some(()))
+            .is_some()
+    }
+
+    /// How many times a call reached `state` (e.g. `LinphoneCallStreamsRunning`,
+    /// `LinphoneCallEnd`), from the `-d 6` log's `moving from state X to Y` lines.
+    pub fn call_state_count(&self, state: &str) -> usize {
+        count_call_state(&self.output(), state)
+    }
+
+    /// Waits until a call has reached `state` `n` times.
+    pub fn wait_call_state(&self, state: &str, n: usize, timeout: Duration) -> bool {
+        self.proc
+            .stdout
+            .wait_for(timeout, |out| (count_call_state(out, state) >= n).then_some(()))
+            .is_some()
+            || self.call_state_count(state) >= n
+    }
+
+    /// The SIP requests of `method` in linphonec's log (sent and received), each from its
+    /// request line to the end of its headers and body.
+    pub fn logged_requests(&self, method: &str) -> Vec<String> {
+        let out = self.output();
+        let lines: Vec<&str> = out.lines().collect();
+        let start = format!("{method} sip:");
+        let mut found = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.starts_with(&start) || !line.ends_with("SIP/2.0") {
+                continue;
+            }
+            // Headers up to the blank line, then the body up to the next log line.
+            let mut msg = Vec::new();
+            let mut in_body = false;
+            for l in &lines[i..] {
+                if !in_body && l.trim().is_empty() {
+                    in_body = true;
+                    msg.push("");
+                    continue;
+                }
+                if in_body && (l.trim().is_empty() || l.starts_with("20") && l.contains("-message-")) {
+                    break;
+                }
+                msg.push(l);
+            }
+            found.push(msg.join("\n"));
+        }
+        found
+    }
+
     pub fn report(&self) -> String {
         format!(
             "--- linphonec home {} ---\nrc as generated:\n{}\n{}",
@@ -151,6 +224,13 @@ impl Linphonec {
             self.proc.report(600)
         )
     }
+}
+
+fn count_call_state(out: &str, state: &str) -> usize {
+    let needle = format!(" to {state}");
+    out.lines()
+        .filter(|l| l.contains("moving from state") && l.trim_end().ends_with(&needle))
+        .count()
 }
 
 /// The rc file: one proxy, one auth_info, loopback only, no video, no TCP/TLS listeners

@@ -43,6 +43,29 @@ pub fn free_port_range(count: u16) -> u16 {
     panic!("no {count} consecutive free ports on 127.0.0.1");
 }
 
+/// A block of `len` consecutive UDP ports for a PBX's `--rtp-ports LO-HI`, below the
+/// kernel's ephemeral range (32768 and up, where every `free_port` and every peer's own
+/// sockets land) so that nothing else in the test grabs one; the blocks of parallel tests
+/// (and test processes) start at different offsets, and each is checked free when taken.
+pub fn rtp_port_range(len: u16) -> (u16, u16) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 32_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let len = u32::from(len.max(2));
+    let blocks = (HIGH - LOW) / len;
+    let seed = std::process::id().wrapping_mul(2_654_435_761) % blocks;
+    for _ in 0..blocks {
+        let block = (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % blocks;
+        let lo = LOW + block * len;
+        let hi = lo + len - 1;
+        if (lo..=hi).all(|p| UdpSocket::bind((LOOPBACK, p as u16)).is_ok()) {
+            return (lo as u16, hi as u16);
+        }
+    }
+    panic!("no block of {len} free UDP ports between {LOW} and {HIGH}");
+}
+
 /// An HTTP response: status code and body.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {

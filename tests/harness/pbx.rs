@@ -48,10 +48,26 @@ pub struct PbxBuilder {
     domain: String,
     tenant: String,
     users: Vec<(String, String)>,
+    /// Further tenants (name, domain) and their users (tenant, ext, password).
+    tenants: Vec<(String, String)>,
+    tenant_users: Vec<(String, String, String)>,
     serve_args: Vec<String>,
 }
 
 impl PbxBuilder {
+    /// Adds a tenant served under its own SIP `domain` (before `serve` starts).
+    pub fn tenant(mut self, name: &str, domain: &str) -> Self {
+        self.tenants.push((name.to_string(), domain.to_string()));
+        self
+    }
+
+    /// Adds extension `ext` to tenant `tenant` (added with [`PbxBuilder::tenant`]).
+    pub fn user_in(mut self, tenant: &str, ext: &str, password: &str) -> Self {
+        self.tenant_users
+            .push((tenant.to_string(), ext.to_string(), password.to_string()));
+        self
+    }
+
     /// Adds extension `ext` with `password` (before `serve` starts).
     pub fn user(mut self, ext: &str, password: &str) -> Self {
         self.users.push((ext.to_string(), password.to_string()));
@@ -87,6 +103,18 @@ impl PbxBuilder {
                 "admin-secret",
             ],
         );
+        for (name, domain) in &self.tenants {
+            admin(
+                &bin,
+                &["pbx", "tenant", "add", "--data", &data_arg, "--tenant", name, "--domain", domain],
+            );
+        }
+        for (tenant, ext, password) in &self.tenant_users {
+            admin(
+                &bin,
+                &["pbx", "user", "add", "--data", &data_arg, "--tenant", tenant, "--ext", ext, "--password", password],
+            );
+        }
         for (ext, password) in &self.users {
             admin(
                 &bin,
@@ -210,6 +238,8 @@ impl Pbx {
             domain: DOMAIN.to_string(),
             tenant: TENANT.to_string(),
             users: Vec::new(),
+            tenants: Vec::new(),
+            tenant_users: Vec::new(),
             serve_args: Vec::new(),
         }
     }
@@ -265,6 +295,53 @@ impl Pbx {
             "--password",
             password,
         ]);
+    }
+
+    /// Adds a tenant served under its own SIP domain, while the PBX runs.
+    pub fn add_tenant(&self, tenant: &str, domain: &str) {
+        self.admin(&["tenant", "add", "--tenant", tenant, "--domain", domain]);
+    }
+
+    /// Adds extension `ext` to `tenant` (not necessarily this PBX's default tenant).
+    pub fn add_user_in(&self, tenant: &str, ext: &str, password: &str) {
+        self.admin(&["user", "add", "--tenant", tenant, "--ext", ext, "--password", password]);
+    }
+
+    /// `hark pbx cdr list --json`: every CDR row (newest first), parsed. Panics (with the
+    /// command's output) unless it prints one JSON array.
+    pub fn cdrs(&self) -> Vec<serde_json::Value> {
+        let (out, err) = self.admin(&["cdr", "list", "--json"]);
+        match serde_json::from_str::<serde_json::Value>(out.trim()) {
+            Ok(serde_json::Value::Array(rows)) => rows,
+            Ok(other) => self.fail(&format!(
+                "`hark pbx cdr list --json` printed JSON that is not one array: {other}\nstderr: {err}"
+            )),
+            Err(e) => self.fail(&format!(
+                "`hark pbx cdr list --json` printed no valid JSON ({e}):\n{out}\nstderr: {err}"
+            )),
+        }
+    }
+
+    /// Polls the CDRs (written asynchronously, after the call ends) until a row satisfies
+    /// `pred`; panics with every row seen and the server's log otherwise.
+    pub fn wait_cdr(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = Vec::new();
+        let found = process::poll_until(timeout, || {
+            last = self.cdrs();
+            last.iter().find(|r| pred(r)).cloned()
+        });
+        match found {
+            Some(row) => row,
+            None => self.fail(&format!(
+                "no CDR row for {what} within {timeout:?}; rows:\n{}",
+                serde_json::to_string_pretty(&last).unwrap_or_default()
+            )),
+        }
     }
 
     /// The data directory.

@@ -1,5 +1,23 @@
-//! Running sipp scenarios from tests/sipp/ as a UAC against the PBX, with the error log,
-//! the full message trace and the scenario's `<log>` lines kept for failure messages.
+//! Running sipp scenarios from tests/sipp/ against the PBX, with the error log, the full
+//! message trace and the scenario's `<log>` lines kept for failure messages; in the
+//! foreground ([`Sipp::run`]) or, e.g. for a UAS waiting for the PBX's INVITE, in the
+//! background ([`Sipp::spawn`]), whose log can be read while it runs.
+//!
+//! Learned writing the call scenarios (sipp 3.6.1):
+//! - `<log>` lines and the `-trace_msg` file are written as they happen: a test can wait
+//!   for `relay=PORT` while the call is still up.
+//! - ACK to a non-2xx and CANCEL must reuse the INVITE's branch: `[last_Via:]` (the Via
+//!   echoed in the last response) does it. `[next_url]` (the Contact of the 200) needs
+//!   `rrs="true"` on that `<recv>`.
+//! - `<pause/>` without `milliseconds` lasts `-d MS`: one scenario, call lengths chosen
+//!   by the test.
+//! - A response whose status line is not `SIP/2.0 NNN` is refused when the scenario
+//!   loads ("Invalid reply code"): garbage must not start with `SIP/2.0`.
+//! - A `<recv>` that times out into `ontimeout` still counts the call as failed (exit 1).
+//! - `[last_cseq_number]` gives the CSeq number of the last message (for a 487 to the
+//!   INVITE after answering its CANCEL).
+//! - ereg on a header (`search_in="hdr" header="X-Session-Id:"`) sees the value with its
+//!   leading space; POSIX classes (`[^[:space:]]+`) take the value itself.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +27,7 @@ use std::time::Duration;
 use crate::net::free_port;
 use crate::pbx::{DOMAIN, Pbx};
 use crate::peers::require_peer;
-use crate::process::{self, TempDir, read_lossy, tail};
+use crate::process::{self, Proc, TempDir, read_lossy, tail};
 
 /// A scenario file in tests/sipp/.
 pub fn scenario_path(name: &str) -> PathBuf {
@@ -42,6 +60,7 @@ pub struct Sipp {
     scenario_timeout: Duration,
     local_port: Option<u16>,
     auth_uri: Option<String>,
+    media_port: Option<u16>,
 }
 
 impl Sipp {
@@ -62,6 +81,7 @@ impl Sipp {
             scenario_timeout: Duration::from_secs(20),
             local_port: None,
             auth_uri: None,
+            media_port: None,
         }
     }
 
@@ -108,10 +128,21 @@ impl Sipp {
         self
     }
 
-    pub fn run(self) -> SippRun {
+    /// sipp's media port (-mp: where it would echo or play RTP). By default sipp takes
+    /// 6000, which two parallel runs would share: call scenarios set a free one.
+    pub fn media_port(mut self, port: u16) -> Sipp {
+        self.media_port = Some(port);
+        self
+    }
+
+    /// The global timeout (-timeout; the run fails when it hits), default 20 s.
+    pub fn timeout(mut self, timeout: Duration) -> Sipp {
+        self.scenario_timeout = timeout;
+        self
+    }
+
+    fn command(&self, dir: &TempDir, local_port: u16) -> Command {
         let sipp = require_peer("sipp");
-        let dir = TempDir::new("sipp");
-        let local_port = self.local_port.unwrap_or_else(free_port);
         let domain = self
             .keys
             .iter()
@@ -151,6 +182,9 @@ impl Sipp {
             .arg(dir.join("messages.log"))
             .args(["-trace_logs", "-log_file"])
             .arg(dir.join("log.log"));
+        if let Some(port) = self.media_port {
+            cmd.args(["-mp", &port.to_string()]);
+        }
         if let Some((user, password)) = &self.auth {
             // The digest uri must equal the Request-URI (sip:DOMAIN); sipp's default is
             // the remote address, and it prefixes -auth_uri with "sip:" itself.
@@ -161,6 +195,13 @@ impl Sipp {
             cmd.args(["-key", k, v]);
         }
         cmd.args(&self.extra);
+        cmd
+    }
+
+    pub fn run(self) -> SippRun {
+        let dir = TempDir::new("sipp");
+        let local_port = self.local_port.unwrap_or_else(free_port);
+        let mut cmd = self.command(&dir, local_port);
         let command_line = process::describe(&cmd);
         let (status, stdout, stderr) = process::run(
             "sipp",
@@ -177,6 +218,142 @@ impl Sipp {
             errors: read_lossy(&dir.join("errors.log")),
             messages: read_lossy(&dir.join("messages.log")),
             log: read_lossy(&dir.join("log.log")),
+        }
+    }
+
+    /// Starts the scenario in the background (e.g. a UAS waiting for the PBX's INVITE)
+    /// and returns once sipp holds its SIP port.
+    pub fn spawn(self) -> SippBg {
+        let dir = TempDir::new("sipp");
+        let local_port = self.local_port.unwrap_or_else(free_port);
+        let mut cmd = self.command(&dir, local_port);
+        let command_line = process::describe(&cmd);
+        let proc = Proc::spawn("sipp", &mut cmd);
+        let mut bg = SippBg {
+            scenario: self.scenario,
+            command_line,
+            proc: Some(proc),
+            dir,
+            local_port,
+            transport: self.transport,
+            scenario_timeout: self.scenario_timeout,
+        };
+        bg.wait_listening();
+        bg
+    }
+}
+
+/// A sipp scenario running in the background; its log and message trace can be read
+/// while it runs (sipp writes them unbuffered).
+pub struct SippBg {
+    scenario: String,
+    command_line: String,
+    proc: Option<Proc>,
+    dir: TempDir,
+    pub local_port: u16,
+    transport: SippTransport,
+    scenario_timeout: Duration,
+}
+
+impl SippBg {
+    /// sipp holds its port once it has parsed the scenario and opened its sockets: seen
+    /// from outside as the port no longer being bindable.
+    fn wait_listening(&mut self) {
+        let port = self.local_port;
+        let tcp = self.transport == SippTransport::Tcp;
+        let held = process::poll_until(Duration::from_secs(10), || {
+            let busy = if tcp {
+                std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+            } else {
+                std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+            };
+            if busy {
+                return Some(true);
+            }
+            let proc = self.proc.as_mut().expect("running");
+            proc.try_exit().map(|_| false)
+        });
+        if held != Some(true) {
+            let run = self.finish(Duration::from_secs(5));
+            panic!(
+                "sipp {} did not open 127.0.0.1:{port} within 10 s\n{}",
+                self.scenario,
+                run.report()
+            );
+        }
+    }
+
+    /// The scenario's `<log>` lines so far.
+    pub fn log(&self) -> String {
+        read_lossy(&self.dir.join("log.log"))
+    }
+
+    /// The message trace so far.
+    pub fn messages(&self) -> String {
+        read_lossy(&self.dir.join("messages.log"))
+    }
+
+    /// Waits until the scenario has logged `name=VALUE` and returns VALUE (`None` on
+    /// timeout or if sipp exits first without logging it).
+    pub fn wait_logged(&mut self, name: &str, timeout: Duration) -> Option<String> {
+        let prefix = format!("{name}=");
+        let path = self.dir.join("log.log");
+        let proc = self.proc.as_mut().expect("running");
+        let mut exited_checks = 0;
+        process::poll_until(timeout, || {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let found = text
+                .lines()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix(&prefix).map(|v| v.trim().to_string()));
+            if found.is_some() {
+                return found.map(Some);
+            }
+            if proc.try_exit().is_some() {
+                // One more look after the exit, then give up.
+                exited_checks += 1;
+                if exited_checks > 2 {
+                    return Some(None);
+                }
+            }
+            None
+        })
+        .flatten()
+    }
+
+    /// True while sipp runs.
+    pub fn running(&mut self) -> bool {
+        self.proc.as_mut().is_some_and(|p| p.try_exit().is_none())
+    }
+
+    /// Waits for sipp to end on its own (its scenario finished or its -timeout hit; it is
+    /// killed after `grace` more) and returns the run.
+    pub fn wait(mut self, grace: Duration) -> SippRun {
+        self.finish(self.scenario_timeout + grace)
+    }
+
+    fn finish(&mut self, timeout: Duration) -> SippRun {
+        let mut proc = self.proc.take().expect("finish once");
+        let status = match proc.wait_exit(timeout) {
+            Some(s) => s,
+            None => {
+                proc.kill();
+                proc.try_exit().expect("killed")
+            }
+        };
+        let _ = process::poll_until(Duration::from_secs(5), || {
+            (proc.stdout.at_eof() && proc.stderr.at_eof()).then_some(())
+        });
+        SippRun {
+            scenario: self.scenario.clone(),
+            command_line: self.command_line.clone(),
+            status,
+            local_port: self.local_port,
+            stdout: proc.stdout.text(),
+            stderr: proc.stderr.text(),
+            errors: read_lossy(&self.dir.join("errors.log")),
+            messages: read_lossy(&self.dir.join("messages.log")),
+            log: read_lossy(&self.dir.join("log.log")),
         }
     }
 }

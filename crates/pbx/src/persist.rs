@@ -161,18 +161,6 @@ fn write_loop(store: &mut Store, rx: mpsc::Receiver<Vec<BindingChange>>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_round_trip() {
-        let p = Peer { transport: Transport::Tcp, addr: "127.0.0.1:5070".parse().unwrap() };
-        assert_eq!(parse_source(&source_string(&p)), Some(p));
-        assert_eq!(parse_source("sctp:1.2.3.4:5"), None);
-    }
-}
-
 /// Writes finished calls' CDRs on its own thread, batched.
 pub struct CdrWriter {
     tx: mpsc::Sender<crate::b2bua::CallRecord>,
@@ -210,7 +198,7 @@ fn new_cdr(r: crate::b2bua::CallRecord) -> store::NewCdr {
             H::Callee => HangupBy::Callee,
             H::Pbx => HangupBy::Pbx,
         },
-        hangup_cause: r.hangup_cause,
+        hangup_cause: truncate(r.hangup_cause, store::MAX_CDR_TEXT_LEN),
         sip_call_id_a: r.a_call_id,
         sip_call_id_b: r.b_call_id,
         codec: r.codec,
@@ -219,6 +207,18 @@ fn new_cdr(r: crate::b2bua::CallRecord) -> store::NewCdr {
             CdrParty { role: PartyRole::Callee, party: r.callee, kind: PartyKind::Internal, joined_at: started, left_at: ended },
         ],
     }
+}
+
+/// At most `max` bytes, cut at a character boundary (a peer's reason phrase can be long).
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
 }
 
 impl CdrWriter {
@@ -237,7 +237,13 @@ impl CdrWriter {
                         }
                     }
                     if let Err(e) = store.insert_cdrs(&batch) {
-                        tracing::error!(error = %e, count = batch.len(), "could not write CDRs");
+                        // One bad row must not lose the others: write them one by one.
+                        tracing::warn!(error = %e, count = batch.len(), "CDR batch refused; writing rows singly");
+                        for cdr in &batch {
+                            if let Err(e) = store.insert_cdr(cdr) {
+                                tracing::error!(error = %e, session = %cdr.call_session_id, "could not write a CDR");
+                            }
+                        }
                     }
                 }
             })
@@ -253,5 +259,17 @@ impl CdrWriter {
     pub fn finish(self) {
         drop(self.tx);
         let _ = self.handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_round_trip() {
+        let p = Peer { transport: Transport::Tcp, addr: "127.0.0.1:5070".parse().unwrap() };
+        assert_eq!(parse_source(&source_string(&p)), Some(p));
+        assert_eq!(parse_source("sctp:1.2.3.4:5"), None);
     }
 }

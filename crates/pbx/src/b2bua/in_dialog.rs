@@ -97,11 +97,10 @@ impl PbxCore {
         };
         for h in req.headers.iter() {
             // Headers the far end may need; the dialog ones are ours.
-            if let Header::Other(name, _) = h {
-                if name.eq_ignore_ascii_case("Event") || name.eq_ignore_ascii_case("Info-Package") || name.eq_ignore_ascii_case("Subscription-State") {
+            if let Header::Other(name, _) = h
+                && (name.eq_ignore_ascii_case("Event") || name.eq_ignore_ascii_case("Info-Package") || name.eq_ignore_ascii_case("Subscription-State")) {
                     out.headers.push(h.clone());
                 }
-            }
             if matches!(h, Header::Event(_) | Header::SubscriptionState(_)) {
                 out.headers.push(h.clone());
             }

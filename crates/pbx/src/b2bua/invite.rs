@@ -35,30 +35,34 @@ impl PbxCore {
             return;
         }
 
-        // The callee: the Request-URI's user, in the caller's tenant only.
+        // The callee: the Request-URI's user, in the caller's tenant only. Refusals from
+        // here on are calls (authenticated) and get a CDR.
+        let callee_ext = req.uri.user().map(str::to_owned).unwrap_or_default();
         let ruri_host = req.uri.host_with_port.to_string();
-        if self.directory.tenant_for_host(&ruri_host).is_some_and(|t| t.id != tenant.id) {
-            return self.reply(now, &id, &req, 404, "Not Found (other tenant)", vec![]);
-        }
-        let Some(callee_ext) = req.uri.user().map(str::to_owned) else {
-            return self.reply(now, &id, &req, 404, "Not Found", vec![]);
+        let refusal = if self.directory.tenant_for_host(&ruri_host).is_some_and(|t| t.id != tenant.id) {
+            Some((404, "Not Found (other tenant)".to_owned()))
+        } else if callee_ext.is_empty() || self.directory.user(&UserKey { tenant_id: tenant.id, extension: callee_ext.clone() }).is_none() {
+            Some((404, "Not Found".to_owned()))
+        } else if self.location.bindings(&UserKey { tenant_id: tenant.id, extension: callee_ext.clone() }).is_empty() {
+            Some((480, "Temporarily Unavailable (not registered)".to_owned()))
+        } else if req.headers.iter().any(|h| matches!(h, Header::MaxForwards(m) if m.num().ok() == Some(0))) {
+            Some((483, "Too Many Hops".to_owned()))
+        } else {
+            None
+        };
+        // We anchor media, so we need the caller's offer now (no delayed offer yet).
+        let offer = match refusal {
+            Some(r) => Err(r),
+            None => media::prepare_offer(&req).map_err(|reject| (reject.code, reject.reason)),
+        };
+        let offer = match offer {
+            Ok(o) => o,
+            Err((code, reason)) => {
+                let callee = if callee_ext.is_empty() { req.uri.to_string() } else { callee_ext };
+                return self.refuse_call(now, &id, &req, tenant.id, &caller.extension, &callee, code, &reason);
+            }
         };
         let callee = UserKey { tenant_id: tenant.id, extension: callee_ext };
-        if self.directory.user(&callee).is_none() {
-            return self.reply(now, &id, &req, 404, "Not Found", vec![]);
-        }
-        if self.location.bindings(&callee).is_empty() {
-            return self.reply(now, &id, &req, 480, "Temporarily Unavailable (not registered)", vec![]);
-        }
-        if req.headers.iter().any(|h| matches!(h, Header::MaxForwards(m) if m.num().ok() == Some(0))) {
-            return self.reply(now, &id, &req, 483, "Too Many Hops", vec![]);
-        }
-
-        // We anchor media, so we need the caller's offer now (no delayed offer yet).
-        let offer = match media::prepare_offer(&req) {
-            Ok(o) => o,
-            Err(reject) => return self.reply(now, &id, &req, reject.code, &reject.reason, vec![]),
-        };
 
         let key = self.calls.next_key();
         let call = Call {
@@ -96,6 +100,28 @@ impl PbxCore {
         self.calls.by_a_tx.insert(id, key);
         self.calls.calls.insert(key, call);
         self.events.push_back(CoreEvent::RelayStart { call: key, streams: offer.streams });
+    }
+
+    /// Answers an authenticated INVITE that will not become a call, with a CDR saying why.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_call(&mut self, now: Instant, id: &ServerTxId, req: &Request, tenant_id: i64, caller: &str, callee: &str, code: u16, reason: &str) {
+        self.reply(now, id, req, code, reason, vec![]);
+        let at = self.wall(now);
+        self.events.push_back(CoreEvent::Cdr(super::CallRecord {
+            session_id: SessionId::random().to_string(),
+            tenant_id,
+            caller: caller.to_owned(),
+            callee: callee.chars().take(128).collect(),
+            started_at: at,
+            answered_at: None,
+            ended_at: at,
+            disposition: super::Disposition::Failed,
+            hangup_by: super::HangupBy::Pbx,
+            hangup_cause: format!("{code} {reason}"),
+            a_call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
+            b_call_id: None,
+            codec: None,
+        }));
     }
 
     /// The relay for `key` is bound (or could not be): send the INVITEs to the callee.

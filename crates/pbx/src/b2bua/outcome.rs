@@ -41,8 +41,8 @@ impl PbxCore {
         let mut extra = vec![Header::Other(X_SESSION_ID.into(), call.session.to_string())];
         // Early media (183 with SDP): the callee's side of the relay starts now.
         let mut body = Vec::new();
-        if !resp.body.is_empty() && !call.forks[fork].early {
-            if let Some(ports) = &call.relay {
+        if !resp.body.is_empty() && !call.forks[fork].early
+            && let Some(ports) = &call.relay {
                 let a_ports: Vec<u16> = ports.streams.iter().map(|(a, _)| *a).collect();
                 if let Ok(answer) = media::anchor(&resp.body, self.local.ip, &a_ports) {
                     call.forks[fork].early = true;
@@ -52,7 +52,6 @@ impl PbxCore {
                     media::steer_relay(&mut self.events, key, LegSide::B, &resp.body, b_ip);
                 }
             }
-        }
         let (a_tx, a_tag, a_invite) = (call.a_tx, call.a_tag.clone(), call.a_invite.clone());
         let contact = self.local.contact(call.a_peer.transport);
         extra.push(Header::Contact(rsip::headers::Contact::new(contact)));

@@ -270,6 +270,7 @@ impl PbxCore {
     /// Digest authentication of `req` as the user `key` in `realm`: 401 (REGISTER) or,
     /// with `proxy`, 407 (everything else). True when it passed; otherwise the request
     /// has been answered (challenge, 400 or 403).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn authenticate(&mut self, now: Instant, id: &ServerTxId, req: &Request, from: Peer, realm: &str, key: &UserKey, proxy: bool) -> bool {
         let auth_value = req.headers.iter().find_map(|h| match h {
             Header::Authorization(a) if !proxy => Some(a.value().to_owned()),
@@ -354,12 +355,7 @@ impl PbxCore {
     }
 
     pub(crate) fn reply(&mut self, now: Instant, id: &ServerTxId, req: &Request, code: u16, reason: &str, extra: Vec<Header>) {
-        self.reply_tagged(now, id, req, code, reason, extra, &Tag::random());
-    }
-
-    /// A response with a given To tag (a call's responses all carry the same one).
-    pub(crate) fn reply_tagged(&mut self, now: Instant, id: &ServerTxId, req: &Request, code: u16, reason: &str, extra: Vec<Header>, tag: &Tag) {
-        let mut resp = response_to(req, status(code, reason), Some(tag));
+        let mut resp = response_to(req, status(code, reason), Some(&Tag::random()));
         for h in extra {
             resp.headers.push(h);
         }

@@ -438,8 +438,7 @@ pub(super) const LIST_TENANT_SQL: &str = select_cdrs!(
 /// A stored word back into its enum; an unknown one means another writer broke the data.
 fn text_col<T: FromStr<Err = StoreError>>(r: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let s: String = r.get(idx)?;
-    s.parse()
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
 fn cdr_from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {

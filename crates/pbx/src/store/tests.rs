@@ -544,10 +544,16 @@ fn cdr_schema(store: &Store) -> Vec<String> {
         .prepare("SELECT name, sql FROM sqlite_schema WHERE tbl_name LIKE 'cdr%' ORDER BY name")
         .unwrap();
     // Automatic (UNIQUE) indexes have no SQL text.
-    stmt.query_map([], |r| Ok(format!("{}: {}", r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    stmt.query_map([], |r| {
+        Ok(format!(
+            "{}: {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?.unwrap_or_default()
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 #[test]
@@ -578,7 +584,11 @@ fn migration_2_upgrades_a_version_1_database() {
     let mut store = Store::open(&db.0).unwrap();
     assert_eq!(store.schema_version().unwrap(), 2);
     assert_eq!(count(&store, "schema_migrations"), 2);
-    assert_eq!(store.config_version().unwrap(), config_before, "the migration is not configuration");
+    assert_eq!(
+        store.config_version().unwrap(),
+        config_before,
+        "the migration is not configuration"
+    );
     let t = store.tenant_by_name("office").unwrap().expect("data kept");
     let id = store.insert_cdr(&new_cdr(t.id, "s1", T0)).unwrap();
     assert_eq!(store.cdr_by_session("s1").unwrap().unwrap().id, id);
@@ -586,7 +596,12 @@ fn migration_2_upgrades_a_version_1_database() {
     // The upgraded schema is the one a fresh database gets.
     let fresh = Store::open_in_memory().unwrap();
     assert_eq!(cdr_schema(&store), cdr_schema(&fresh));
-    assert_eq!(cdr_schema(&fresh).len(), 7, "2 tables, 4 indexes, 1 unique: {:?}", cdr_schema(&fresh));
+    assert_eq!(
+        cdr_schema(&fresh).len(),
+        7,
+        "2 tables, 4 indexes, 1 unique: {:?}",
+        cdr_schema(&fresh)
+    );
 
     drop(store);
     let store = Store::open(&db.0).unwrap();
@@ -634,7 +649,10 @@ fn cdr_round_trip() {
     assert_eq!((got.caller.as_str(), got.callee.as_str()), ("101", "102"));
     assert_eq!((got.caller_kind, got.callee_kind), (PartyKind::Internal, PartyKind::Internal));
     assert_eq!(got.direction, Direction::Internal);
-    assert_eq!((got.started_at, got.answered_at, got.ended_at), (T0, Some(T0 + 2_000), T0 + 12_400));
+    assert_eq!(
+        (got.started_at, got.answered_at, got.ended_at),
+        (T0, Some(T0 + 2_000), T0 + 12_400)
+    );
     assert_eq!(got.duration_s, 12.4);
     assert_eq!(got.billsec, 10, "10.4 s rounds to 10");
     assert_eq!((got.disposition, got.hangup_by), (Disposition::Answered, HangupBy::Caller));
@@ -649,9 +667,21 @@ fn cdr_round_trip() {
     // The JSON form: SPEC §4 fields, RFC 3339 times, lower-case words.
     let json = serde_json::to_value(&got).unwrap();
     for key in [
-        "id", "call_session_id", "tenant", "caller", "callee", "direction", "started_at",
-        "answered_at", "ended_at", "duration_s", "billsec", "disposition", "hangup_by",
-        "hangup_cause", "parties",
+        "id",
+        "call_session_id",
+        "tenant",
+        "caller",
+        "callee",
+        "direction",
+        "started_at",
+        "answered_at",
+        "ended_at",
+        "duration_s",
+        "billsec",
+        "disposition",
+        "hangup_by",
+        "hangup_cause",
+        "parties",
     ] {
         assert!(json.get(key).is_some(), "no {key} in {json}");
     }
@@ -680,8 +710,12 @@ fn cdr_round_trip() {
     let got = store.cdr_by_session("sess-2").unwrap().unwrap();
     assert_eq!((got.answered_at, got.billsec, got.duration_s), (None, 0, 1.499));
     assert!(got.sip_call_id_b.is_none() && got.codec.is_none());
-    let roles: Vec<_> = got.parties.iter().map(|p| (p.role, p.party.as_str(), p.joined_at, p.left_at)).collect();
-    assert_eq!(roles, [(PartyRole::Caller, "101", T0, T0 + 1_499), (PartyRole::Callee, "102", T0, T0 + 1_499)]);
+    let roles: Vec<_> =
+        got.parties.iter().map(|p| (p.role, p.party.as_str(), p.joined_at, p.left_at)).collect();
+    assert_eq!(
+        roles,
+        [(PartyRole::Caller, "101", T0, T0 + 1_499), (PartyRole::Callee, "102", T0, T0 + 1_499)]
+    );
     let json = serde_json::to_value(&got).unwrap();
     assert!(json["answered_at"].is_null() && json["codec"].is_null());
     assert_eq!(json["disposition"], "no-answer");
@@ -718,7 +752,10 @@ fn cdr_insert_is_idempotent_on_session() {
     assert_eq!(count(&store, "cdr"), 1);
     assert_eq!(count(&store, "cdr_parties"), 1, "parties replaced, not appended");
     let got = store.cdr_by_session("same").unwrap().unwrap();
-    assert_eq!((got.ended_at, got.hangup_by, got.hangup_cause.as_str()), (T0 + 60_000, HangupBy::Callee, "rtp-timeout"));
+    assert_eq!(
+        (got.ended_at, got.hangup_by, got.hangup_cause.as_str()),
+        (T0 + 60_000, HangupBy::Callee, "rtp-timeout")
+    );
     assert_eq!(got.parties, second.parties);
 
     // Within one batch, the later write wins.
@@ -752,18 +789,30 @@ fn cdr_list_is_newest_first_and_filters() {
         store.list_cdrs(f).unwrap().into_iter().map(|c| c.call_session_id).collect()
     };
     assert_eq!(sessions(CdrFilter::default()), ["b2", "o3", "o2", "b1", "o1"]);
-    assert_eq!(sessions(CdrFilter { tenant: Some(office), ..Default::default() }), ["o3", "o2", "o1"]);
+    assert_eq!(
+        sessions(CdrFilter { tenant: Some(office), ..Default::default() }),
+        ["o3", "o2", "o1"]
+    );
     assert_eq!(sessions(CdrFilter { tenant: Some(branch), ..Default::default() }), ["b2", "b1"]);
     assert!(sessions(CdrFilter { tenant: Some(TenantId(99)), ..Default::default() }).is_empty());
     assert_eq!(sessions(CdrFilter { limit: Some(2), ..Default::default() }), ["b2", "o3"]);
     assert!(sessions(CdrFilter { limit: Some(0), ..Default::default() }).is_empty());
     // since is inclusive, until exclusive.
     assert_eq!(
-        sessions(CdrFilter { since: Some(T0 + 5_000), until: Some(T0 + 20_000), ..Default::default() }),
+        sessions(CdrFilter {
+            since: Some(T0 + 5_000),
+            until: Some(T0 + 20_000),
+            ..Default::default()
+        }),
         ["o3", "o2", "b1"]
     );
     assert_eq!(
-        sessions(CdrFilter { tenant: Some(office), since: Some(T0 + 1), limit: Some(1), ..Default::default() }),
+        sessions(CdrFilter {
+            tenant: Some(office),
+            since: Some(T0 + 1),
+            limit: Some(1),
+            ..Default::default()
+        }),
         ["o3"]
     );
     let all = store.list_cdrs(CdrFilter::default()).unwrap();
@@ -886,10 +935,8 @@ fn rfc3339_timestamps() {
 
     // Agrees with SQLite's calendar across leap days, century years and month ends.
     let store = Store::open_in_memory().unwrap();
-    let mut stmt = store
-        .conn
-        .prepare("SELECT strftime('%Y-%m-%dT%H:%M:%S', ?1, 'unixepoch')")
-        .unwrap();
+    let mut stmt =
+        store.conn.prepare("SELECT strftime('%Y-%m-%dT%H:%M:%S', ?1, 'unixepoch')").unwrap();
     let mut secs: i64 = 0;
     while secs < MAX_CDR_UNIX_MS / 1000 {
         let ms = secs * 1000 + secs % 1000;

@@ -1,7 +1,8 @@
 //! Reading the headers a dialog is made of: Record-Route, Contact, From/To parties.
 
 use super::DialogError;
-use rsip::headers::ToTypedHeader;
+use crate::nameaddr::{split_params, NameAddr};
+use rsip::headers::{ToTypedHeader, UntypedHeader};
 use rsip::{Header, Headers, Method, Param, Request, Uri};
 
 /// The URIs of every Record-Route value, in message order. Parsing already split
@@ -17,39 +18,64 @@ pub(super) fn record_route(headers: &Headers) -> Result<Vec<Uri>, DialogError> {
     Ok(uris)
 }
 
+/// A name-addr header value in rsip's typed parts, read by our exact parser: rsip's own
+/// typed From/To/Contact refuse valid values (a quoted display name holding `<`, a
+/// quoted `+sip.instance="<urn:…>"` parameter).
+fn typed_parts(value: &str, header: &'static str) -> Result<(Option<String>, Uri, Vec<Param>), DialogError> {
+    let n = NameAddr::parse(value).map_err(|_| DialogError::BadHeader(header))?;
+    let uri = Uri::try_from(n.uri).map_err(|_| DialogError::BadHeader(header))?;
+    let params = split_params(n.params)
+        .map(|p| {
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (p.trim(), None),
+            };
+            if name.eq_ignore_ascii_case("tag") {
+                Param::Tag(rsip::param::Tag::new(value.unwrap_or_default()))
+            } else {
+                Param::Other(rsip::param::OtherParam::new(name), value.map(rsip::param::OtherParamValue::new))
+            }
+        })
+        .collect();
+    // rsip prints display_name verbatim: keep it a quoted string (escapes are intact).
+    Ok((n.display.map(|d| format!("\"{d}\"")), uri, params))
+}
+
+fn first<'a>(headers: &'a Headers, pick: impl Fn(&'a Header) -> Option<&'a str>) -> Option<&'a str> {
+    headers.iter().find_map(pick)
+}
+
 /// The first Contact, typed; None when there is none. A dialog has one remote target,
 /// so further Contacts (legal only in REGISTER and 3xx) are ignored.
 pub(super) fn contact(headers: &Headers) -> Result<Option<rsip::typed::Contact>, DialogError> {
-    headers
-        .iter()
-        .find_map(|h| match h {
-            Header::Contact(c) => Some(c),
-            _ => None,
-        })
-        .map(|c| c.typed().map_err(|_| DialogError::BadHeader("Contact")))
-        .transpose()
+    let Some(value) = first(headers, |h| match h {
+        Header::Contact(c) => Some(c.value()),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let (display_name, uri, params) = typed_parts(value, "Contact")?;
+    Ok(Some(rsip::typed::Contact { display_name, uri, params }))
 }
 
 pub(super) fn from_party(headers: &Headers) -> Result<rsip::typed::From, DialogError> {
-    let h = headers
-        .iter()
-        .find_map(|h| match h {
-            Header::From(f) => Some(f),
-            _ => None,
-        })
-        .ok_or(crate::message::MessageError::Missing("From"))?;
-    h.typed().map_err(|_| DialogError::BadHeader("From"))
+    let value = first(headers, |h| match h {
+        Header::From(f) => Some(f.value()),
+        _ => None,
+    })
+    .ok_or(crate::message::MessageError::Missing("From"))?;
+    let (display_name, uri, params) = typed_parts(value, "From")?;
+    Ok(rsip::typed::From { display_name, uri, params })
 }
 
 pub(super) fn to_party(headers: &Headers) -> Result<rsip::typed::To, DialogError> {
-    let h = headers
-        .iter()
-        .find_map(|h| match h {
-            Header::To(t) => Some(t),
-            _ => None,
-        })
-        .ok_or(crate::message::MessageError::Missing("To"))?;
-    h.typed().map_err(|_| DialogError::BadHeader("To"))
+    let value = first(headers, |h| match h {
+        Header::To(t) => Some(t.value()),
+        _ => None,
+    })
+    .ok_or(crate::message::MessageError::Missing("To"))?;
+    let (display_name, uri, params) = typed_parts(value, "To")?;
+    Ok(rsip::typed::To { display_name, uri, params })
 }
 
 /// The UAS's own party arrives in To but leaves in From of its requests.
@@ -107,4 +133,20 @@ pub(super) fn as_request_uri(route: &Uri) -> Uri {
     uri.params.retain(|p| !matches!(p, Param::Method(_)));
     uri.headers.clear();
     uri
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_world_contacts_parse() {
+        for value in [
+            r#"<sip:102@127.0.0.1:33779;transport=udp>;expires=600;+sip.instance="<urn:uuid:5039aaf4-b4d7-00d5-b117-92b5ec7fcb1e>""#,
+            r#""Probe <tester>" <sip:p@pbx.test>;tag=1"#,
+        ] {
+            let r = typed_parts(value, "Contact");
+            assert!(r.is_ok(), "{value}: {r:?}");
+        }
+    }
 }

@@ -1,0 +1,312 @@
+//! RTP sockets the test owns: the "phone's" media port named in a sipp scenario's SDP, so
+//! that the test sends and observes RTP exactly (what arrives, from where, when).
+//!
+//! An [`RtpEndpoint`] binds one UDP socket, records every datagram it receives (with its
+//! source and arrival time) on a thread of its own, and can run senders: 20 ms packets of
+//! G.711 A-law (PT 8) carrying a tone, or marked payloads that identify the sender.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::audio::{AlawTone, Pcm, alaw_to_linear};
+
+/// One datagram received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub at: Instant,
+    pub from: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+impl Received {
+    /// The parsed RTP header and payload, if it is RTP version 2.
+    pub fn rtp(&self) -> Option<Rtp<'_>> {
+        Rtp::parse(&self.bytes)
+    }
+}
+
+/// A parsed RTP packet (RFC 3550 §5.1), borrowing the datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct Rtp<'a> {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Rtp<'a> {
+    pub fn parse(b: &'a [u8]) -> Option<Rtp<'a>> {
+        if b.len() < 12 || b[0] >> 6 != 2 {
+            return None;
+        }
+        let cc = usize::from(b[0] & 0x0f);
+        let mut off = 12 + 4 * cc;
+        if b[0] & 0x10 != 0 {
+            if b.len() < off + 4 {
+                return None;
+            }
+            let words = usize::from(u16::from_be_bytes([b[off + 2], b[off + 3]]));
+            off += 4 + 4 * words;
+        }
+        let mut end = b.len();
+        if b[0] & 0x20 != 0 {
+            let pad = usize::from(*b.last()?);
+            end = end.checked_sub(pad)?;
+        }
+        if off > end {
+            return None;
+        }
+        Some(Rtp {
+            payload_type: b[1] & 0x7f,
+            marker: b[1] & 0x80 != 0,
+            seq: u16::from_be_bytes([b[2], b[3]]),
+            timestamp: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+            payload: &b[off..end],
+        })
+    }
+}
+
+/// Builds an RTP packet.
+pub fn rtp_packet(pt: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(12 + payload.len());
+    p.push(0x80);
+    p.push(pt & 0x7f);
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&timestamp.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// What a sender puts in its packets.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// A sine at this frequency, G.711 A-law, PT 8.
+    AlawTone(f64),
+    /// PT 8, 160 bytes: `tag` (e.g. `b"LEGA"`), then the sequence number, then A-law
+    /// silence (0xD5): recognisable wherever it arrives, harmless if played.
+    Marked(&'static [u8; 4]),
+}
+
+/// The tag of a [`Payload::Marked`] packet.
+pub fn marker_of(payload: &[u8]) -> Option<[u8; 4]> {
+    (payload.len() >= 4).then(|| [payload[0], payload[1], payload[2], payload[3]])
+}
+
+struct Sender {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<u64>>,
+}
+
+/// A UDP socket on `ip` (port chosen by the kernel) that records what it receives.
+pub struct RtpEndpoint {
+    socket: Arc<UdpSocket>,
+    received: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+    receiver: Option<JoinHandle<()>>,
+    senders: Vec<Sender>,
+}
+
+impl RtpEndpoint {
+    /// Binds `ip:0` and starts recording.
+    pub fn bind(ip: IpAddr) -> RtpEndpoint {
+        let socket = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("binding {ip}:0/udp: {e}"));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("set_read_timeout");
+        let socket = Arc::new(socket);
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let receiver = {
+            let (socket, received, stop) = (Arc::clone(&socket), Arc::clone(&received), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                        received.lock().unwrap_or_else(|p| p.into_inner()).push(Received {
+                            at: Instant::now(),
+                            from,
+                            bytes: buf[..n].to_vec(),
+                        });
+                    }
+                }
+            })
+        };
+        RtpEndpoint {
+            socket,
+            received,
+            stop,
+            receiver: Some(receiver),
+            senders: Vec::new(),
+        }
+    }
+
+    /// On 127.0.0.1.
+    pub fn loopback() -> RtpEndpoint {
+        Self::bind(IpAddr::from([127, 0, 0, 1]))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("local_addr")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    /// Sends one datagram now.
+    pub fn send_to(&self, bytes: &[u8], to: SocketAddr) {
+        let _ = self.socket.send_to(bytes, to);
+    }
+
+    /// Starts sending a packet every 20 ms to `to` until [`RtpEndpoint::stop_sending`]
+    /// (or drop).
+    pub fn start_sending(&mut self, to: SocketAddr, payload: Payload, ssrc: u32) {
+        let socket = Arc::clone(&self.socket);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = thread::spawn(move || {
+            let mut tone = match payload {
+                Payload::AlawTone(f) => Some(AlawTone::new(f)),
+                Payload::Marked(_) => None,
+            };
+            let start = Instant::now();
+            let mut n: u64 = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let seq = (n & 0xffff) as u16;
+                let ts = (n as u32).wrapping_mul(160);
+                let body = match (&payload, tone.as_mut()) {
+                    (_, Some(t)) => t.next_frame(),
+                    (Payload::Marked(tag), None) => {
+                        let mut b = Vec::with_capacity(160);
+                        b.extend_from_slice(&tag[..]);
+                        b.extend_from_slice(&seq.to_be_bytes());
+                        b.resize(160, 0xD5);
+                        b
+                    }
+                    _ => unreachable!(),
+                };
+                let _ = socket.send_to(&rtp_packet(8, seq, ts, ssrc, &body), to);
+                n += 1;
+                // Paced on the wall clock so that a late wake-up does not slow the stream.
+                let next = start + Duration::from_millis(20 * n);
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    thread::sleep(wait);
+                }
+            }
+            n
+        });
+        self.senders.push(Sender {
+            stop,
+            handle: Some(handle),
+        });
+    }
+
+    /// Stops every sender; returns how many packets each sent.
+    pub fn stop_sending(&mut self) -> Vec<u64> {
+        let mut counts = Vec::new();
+        for s in &mut self.senders {
+            s.stop.store(true, Ordering::Relaxed);
+            if let Some(h) = s.handle.take() {
+                counts.push(h.join().unwrap_or(0));
+            }
+        }
+        self.senders.clear();
+        counts
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The A-law audio received from `from` between `since` and `until`, decoded, in
+    /// arrival order (PT 8 packets only).
+    pub fn alaw_audio(&self, from: Option<SocketAddr>, since: Instant, until: Instant, label: &str) -> Pcm {
+        let samples = self
+            .received()
+            .iter()
+            .filter(|r| r.at >= since && r.at < until && from.is_none_or(|f| r.from == f))
+            .filter_map(|r| r.rtp().filter(|p| p.payload_type == 8).map(|p| p.payload.to_vec()))
+            .flatten()
+            .map(|b| f64::from(alaw_to_linear(b)))
+            .collect();
+        Pcm {
+            rate: 8000,
+            samples,
+            source: label.to_string(),
+        }
+    }
+
+    /// A one-line summary of what arrived: per source, packets, payload types and tags.
+    pub fn summary(&self) -> String {
+        use std::collections::BTreeMap;
+        let mut by: BTreeMap<String, (usize, BTreeMap<String, usize>)> = BTreeMap::new();
+        for r in self.received() {
+            let e = by.entry(r.from.to_string()).or_default();
+            e.0 += 1;
+            let kind = match r.rtp() {
+                Some(p) => match marker_of(p.payload) {
+                    Some(m) if m.iter().all(u8::is_ascii_uppercase) => {
+                        format!("PT{} {}", p.payload_type, String::from_utf8_lossy(&m))
+                    }
+                    _ => format!("PT{} ssrc {:08x}", p.payload_type, p.ssrc),
+                },
+                None => format!("non-RTP ({} bytes)", r.bytes.len()),
+            };
+            *e.1.entry(kind).or_default() += 1;
+        }
+        let mut s = format!("{} received:", self.addr());
+        if by.is_empty() {
+            s.push_str(" nothing");
+        }
+        for (from, (n, kinds)) in by {
+            s.push_str(&format!(" [from {from}: {n} datagrams {kinds:?}]"));
+        }
+        s
+    }
+}
+
+impl Drop for RtpEndpoint {
+    fn drop(&mut self) {
+        self.stop_sending();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.receiver.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_round_trip() {
+        let p = rtp_packet(8, 7, 1120, 0xdead_beef, b"LEGA..");
+        let r = Rtp::parse(&p).unwrap();
+        assert_eq!((r.payload_type, r.seq, r.timestamp, r.ssrc), (8, 7, 1120, 0xdead_beef));
+        assert_eq!(marker_of(r.payload), Some(*b"LEGA"));
+        assert!(Rtp::parse(b"\x00\x08").is_none());
+    }
+
+    #[test]
+    fn an_endpoint_hears_another() {
+        let a = RtpEndpoint::loopback();
+        let mut b = RtpEndpoint::loopback();
+        let t0 = Instant::now();
+        b.start_sending(a.addr(), Payload::AlawTone(440.0), 1);
+        let got = crate::process::poll_until(Duration::from_secs(5), || (a.received().len() >= 25).then_some(()));
+        b.stop_sending();
+        assert!(got.is_some(), "{}", a.summary());
+        let pcm = a.alaw_audio(Some(b.addr()), t0, Instant::now(), "b->a");
+        let report = crate::audio::analyse(&pcm, 440.0, 660.0, 0.0);
+        report.assert_hears(0.4, 0.9, "loopback RTP");
+    }
+}
