@@ -22,6 +22,12 @@ pub struct Metrics {
     pub registers_ok: AtomicU64,
     pub calls_active: AtomicU64,
     pub recordings_active: AtomicU64,
+    /// Relay totals, added when each call's relay stops.
+    pub rtp_packets_in: AtomicU64,
+    pub rtp_packets_out: AtomicU64,
+    pub rtp_dropped: AtomicU64,
+    pub rtp_lost: AtomicU64,
+    pub rtp_send_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -40,6 +46,11 @@ impl Metrics {
         metric("hark_auth_bans_total", "counter", "Source addresses banned after repeated failures.", get(&self.bans));
         metric("hark_auth_banned_requests_total", "counter", "Requests refused from banned addresses.", get(&self.banned_requests));
         metric("hark_registers_ok_total", "counter", "Successful REGISTER requests.", get(&self.registers_ok));
+        metric("hark_relay_rtp_packets_in_total", "counter", "RTP packets received by call relays (finished calls).", get(&self.rtp_packets_in));
+        metric("hark_relay_packets_out_total", "counter", "RTP and RTCP packets forwarded by call relays (finished calls).", get(&self.rtp_packets_out));
+        metric("hark_relay_dropped_total", "counter", "Packets dropped by call relays: foreign source, malformed, no destination (finished calls).", get(&self.rtp_dropped));
+        metric("hark_relay_rtp_lost_total", "counter", "RTP packets missing by sequence number on arrival at the relays (finished calls).", get(&self.rtp_lost));
+        metric("hark_relay_send_errors_total", "counter", "Relay sends the kernel refused (finished calls).", get(&self.rtp_send_errors));
         out
     }
 }

@@ -148,7 +148,15 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                 match event {
                     RelayTaskEvent::Silent { seconds } => core.handle_relay_silent(Instant::now(), call, Duration::from_secs(seconds)),
                     RelayTaskEvent::Latched { side, kind, from } => tracing::debug!(?call, ?side, ?kind, %from, "media source latched"),
-                    RelayTaskEvent::Stopped { .. } => {}
+                    RelayTaskEvent::Stopped { stats } => {
+                        for leg in [&stats.a, &stats.b] {
+                            metrics.rtp_packets_in.fetch_add(leg.rtp_packets_in, Ordering::Relaxed);
+                            metrics.rtp_packets_out.fetch_add(leg.packets_out, Ordering::Relaxed);
+                            metrics.rtp_dropped.fetch_add(leg.dropped_foreign + leg.dropped_malformed + leg.dropped_no_destination, Ordering::Relaxed);
+                            metrics.rtp_lost.fetch_add(leg.lost(), Ordering::Relaxed);
+                            metrics.rtp_send_errors.fetch_add(leg.send_errors, Ordering::Relaxed);
+                        }
+                    }
                 }
             }
             _ = directory_tick.tick() => {
