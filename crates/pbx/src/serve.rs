@@ -123,6 +123,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     eprintln!("SIP listening on tcp:{tcp_addr}");
     eprintln!("HTTP listening on {http_addr}");
     tracing::info!(%udp_addr, %tcp_addr, %http_addr, %advertised, rtp = ?config.rtp_ports, "PBX ready");
+    // Restored registrations count from the first scrape on, not after the first packet.
+    publish(&metrics, &core);
     metrics.ready.store(true, Ordering::Relaxed);
 
     let mut transports = transports;
