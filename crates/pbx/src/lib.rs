@@ -7,6 +7,7 @@ pub mod core;
 pub mod directory;
 pub mod http;
 pub mod persist;
+pub mod policy;
 pub mod registrar;
 pub mod relays;
 pub mod serve;
