@@ -78,7 +78,11 @@ fn reports(phones: &[&Baresip], pbx: Option<&Pbx>) -> String {
 fn wait_registered(pbx: &Pbx, phones: &[&Baresip]) {
     for p in phones {
         if !p.wait_register_oks(1, Duration::from_secs(30)) {
-            panic!("baresip {} did not register\n{}", p.account.user, reports(phones, Some(pbx)));
+            panic!(
+                "baresip {} did not register\n{}",
+                p.account.user,
+                reports(phones, Some(pbx))
+            );
         }
     }
 }
@@ -114,7 +118,11 @@ fn established(phones: &[&Baresip], pbx: Option<&Pbx>) -> Instant {
 fn closed(phones: &[&Baresip], pbx: Option<&Pbx>) {
     for p in phones {
         if p.wait_event("CALL_CLOSED", 1, Duration::from_secs(15)).is_none() {
-            panic!("the call did not end on {} (no CALL_CLOSED)\n{}", p.account.user, reports(phones, pbx));
+            panic!(
+                "the call did not end on {} (no CALL_CLOSED)\n{}",
+                p.account.user,
+                reports(phones, pbx)
+            );
         }
     }
 }
@@ -169,10 +177,19 @@ fn check_initial_signalling(pbx: &CallPbx, caller: &Baresip, callee: &Baresip) -
         .into_iter()
         .next()
         .unwrap_or_else(|| panic!("the callee's trace shows no INVITE\n{}", ctx()));
-    let Some(sid) = header(&invite.text, "X-Session-Id").map(str::to_string).filter(|s| !s.is_empty()) else {
-        panic!("the INVITE the callee received has no X-Session-Id (SPEC §1):\n{}\n{}", invite.text, ctx());
+    let Some(sid) = header(&invite.text, "X-Session-Id")
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+    else {
+        panic!(
+            "the INVITE the callee received has no X-Session-Id (SPEC §1):\n{}\n{}",
+            invite.text,
+            ctx()
+        );
     };
-    let state = header(&invite.text, "X-Recording-State").map(str::trim).unwrap_or("(missing)");
+    let state = header(&invite.text, "X-Recording-State")
+        .map(str::trim)
+        .unwrap_or("(missing)");
     assert!(
         state.eq_ignore_ascii_case("off"),
         "X-Recording-State in the callee's INVITE is {state:?}, expected \"off\" (recording is off by default):\n{}",
@@ -192,11 +209,18 @@ fn check_initial_signalling(pbx: &CallPbx, caller: &Baresip, callee: &Baresip) -
     // Media anchoring: the PBX's address and relay ports, never the other phone's port.
     for (what, msg) in [("the callee's INVITE", &invite.text), ("the caller's 200 OK", &ok.text)] {
         let ip = sdp_connection(msg);
-        assert_eq!(ip.as_deref(), Some("127.0.0.1"), "{what}: SDP connection address\n{msg}");
+        assert_eq!(
+            ip.as_deref(),
+            Some("127.0.0.1"),
+            "{what}: SDP connection address\n{msg}"
+        );
         let port = sdp_audio_port(msg).unwrap_or_else(|| panic!("{what} has no m=audio line:\n{msg}"));
         pbx.assert_relay_port(port, what);
     }
-    let caller_own = caller.sent_requests("INVITE").last().and_then(|m| sdp_audio_port(&m.text));
+    let caller_own = caller
+        .sent_requests("INVITE")
+        .last()
+        .and_then(|m| sdp_audio_port(&m.text));
     let callee_own = callee
         .sent_responses("INVITE")
         .iter()
@@ -246,7 +270,11 @@ fn harness_baresip_and_linphonec_hear_each_other_directly() {
     });
     let heard = tones.out("linphonec-heard.wav");
     l.use_files(&tones.callee(), &heard);
-    assert!(l.enable_autoanswer(Duration::from_secs(20)), "linphonec: no auto answer\n{}", l.report());
+    assert!(
+        l.enable_autoanswer(Duration::from_secs(20)),
+        "linphonec: no auto answer\n{}",
+        l.report()
+    );
     a.dial(&format!("sip:102@127.0.0.1:{};transport=udp", l.sip_port));
     established(&[&a], None);
     assert!(
@@ -263,7 +291,9 @@ fn harness_baresip_and_linphonec_hear_each_other_directly() {
         "linphonec did not end the call\n{}",
         l.report()
     );
-    assert_heard(&a, CALLEE_HZ, CALLER_HZ, 2.5, || format!("{}\n{}", a.report(), l.report()));
+    assert_heard(&a, CALLEE_HZ, CALLER_HZ, 2.5, || {
+        format!("{}\n{}", a.report(), l.report())
+    });
     let report = analyse_file(&heard, CALLER_HZ, CALLEE_HZ, SKIP_SECS);
     if let Err(e) = report.check(2.5, FRACTION) {
         panic!("linphonec does not hear baresip's {CALLER_HZ} Hz: {e}\n{}", l.report());
@@ -353,13 +383,29 @@ fn baresip_hold_and_resume_cross_the_pbx() {
         "the holding phone's 200 OK says a={got}, expected recvonly (or inactive):\n{hold_answer}\n{}",
         ctx()
     );
-    pbx.assert_relay_port(sdp_audio_port(&hold_offer).unwrap_or(0), "the hold re-INVITE to the callee");
-    pbx.assert_relay_port(sdp_audio_port(&hold_answer).unwrap_or(0), "the 200 OK to the hold re-INVITE");
+    pbx.assert_relay_port(
+        sdp_audio_port(&hold_offer).unwrap_or(0),
+        "the hold re-INVITE to the callee",
+    );
+    pbx.assert_relay_port(
+        sdp_audio_port(&hold_answer).unwrap_or(0),
+        "the 200 OK to the hold re-INVITE",
+    );
 
     // Held for a while: the call stays up.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(a.event_count("CALL_CLOSED") + b.event_count("CALL_CLOSED"), 0, "the call ended on hold\n{}", ctx());
-    assert_eq!(pbx.metric(CALLS_ACTIVE), Some(1.0), "a held call is still an active call\n{}", pbx.metrics());
+    assert_eq!(
+        a.event_count("CALL_CLOSED") + b.event_count("CALL_CLOSED"),
+        0,
+        "the call ended on hold\n{}",
+        ctx()
+    );
+    assert_eq!(
+        pbx.metric(CALLS_ACTIVE),
+        Some(1.0),
+        "a held call is still an active call\n{}",
+        pbx.metrics()
+    );
 
     a.resume();
     let both = poll_until(Duration::from_secs(10), || {
@@ -375,8 +421,16 @@ fn baresip_hold_and_resume_cross_the_pbx() {
     }
     let resume_offer = invites(&b)[2].text.clone();
     let resume_answer = invite_oks(&a)[2].text.clone();
-    assert_eq!(sdp_direction(&resume_offer), "sendrecv", "the resume re-INVITE to the callee:\n{resume_offer}");
-    assert_eq!(sdp_direction(&resume_answer), "sendrecv", "the 200 OK to the resume:\n{resume_answer}");
+    assert_eq!(
+        sdp_direction(&resume_offer),
+        "sendrecv",
+        "the resume re-INVITE to the callee:\n{resume_offer}"
+    );
+    assert_eq!(
+        sdp_direction(&resume_answer),
+        "sendrecv",
+        "the 200 OK to the resume:\n{resume_answer}"
+    );
 
     std::thread::sleep(Duration::from_secs(2));
     // This time the callee hangs up.
@@ -418,10 +472,18 @@ fn baresip_calls_linphonec_through_the_pbx_and_each_hears_the_other() {
     });
     let heard = tones.out("linphonec-heard.wav");
     l.use_files(&tones.callee(), &heard);
-    assert!(l.enable_autoanswer(Duration::from_secs(20)), "linphonec: no auto answer\n{}", l.report());
+    assert!(
+        l.enable_autoanswer(Duration::from_secs(20)),
+        "linphonec: no auto answer\n{}",
+        l.report()
+    );
     let ctx = || format!("{}\n{}\n{}", a.report(), l.report(), pbx.logs());
     wait_registered(&pbx, &[&a]);
-    assert!(l.wait_register_oks(1, Duration::from_secs(30)), "linphonec did not register\n{}", ctx());
+    assert!(
+        l.wait_register_oks(1, Duration::from_secs(30)),
+        "linphonec did not register\n{}",
+        ctx()
+    );
     pbx.wait_metric("hark_registrations", 2.0, Duration::from_secs(10));
 
     a.dial(&format!("sip:102@{DOMAIN}"));
@@ -447,7 +509,12 @@ fn baresip_calls_linphonec_through_the_pbx_and_each_hears_the_other() {
         "X-Recording-State in linphonec's INVITE:\n{invite}"
     );
     let ok = invite_oks(&a).into_iter().next().expect("a 200 OK at the caller");
-    assert_eq!(header(&ok.text, "X-Session-Id"), Some(sid.as_str()), "X-Session-Id of the caller's 200 OK:\n{}", ok.text);
+    assert_eq!(
+        header(&ok.text, "X-Session-Id"),
+        Some(sid.as_str()),
+        "X-Session-Id of the caller's 200 OK:\n{}",
+        ok.text
+    );
     let port = sdp_audio_port(&invite).unwrap_or(0);
     pbx.assert_relay_port(port, "the INVITE to linphonec");
 
@@ -464,7 +531,10 @@ fn baresip_calls_linphonec_through_the_pbx_and_each_hears_the_other() {
     assert_heard(&a, CALLEE_HZ, CALLER_HZ, 2.5, ctx);
     let report = analyse_file(&heard, CALLER_HZ, CALLEE_HZ, SKIP_SECS);
     if let Err(e) = report.check(2.5, FRACTION) {
-        panic!("linphonec does not hear the caller's {CALLER_HZ} Hz through the PBX: {e}\n{}", ctx());
+        panic!(
+            "linphonec does not hear the caller's {CALLER_HZ} Hz through the PBX: {e}\n{}",
+            ctx()
+        );
     }
 
     the_one_cdr(

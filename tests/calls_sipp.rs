@@ -38,7 +38,9 @@ fn logged(bg: &mut SippBg, name: &str, pbx: &Pbx, others: &str) -> String {
 }
 
 fn port_of(value: &str, what: &str) -> u16 {
-    value.parse().unwrap_or_else(|_| panic!("{what}: {value:?} is not a port"))
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: {value:?} is not a port"))
 }
 
 fn both_ok(pbx: &Pbx, uac: &SippRun, uas: &SippRun) {
@@ -81,12 +83,24 @@ fn sipp_caller_and_sipp_callee_are_given_one_session_id() {
         uac_sid, uas_sid,
         "the X-Session-Id of the caller's 200 OK differs from the callee's INVITE's"
     );
-    assert_eq!(uas.logged("recstate").as_deref(), Some("off"), "X-Recording-State of the callee's INVITE");
-    assert_eq!(uac.logged("recstate").as_deref(), Some("off"), "X-Recording-State of the caller's 200 OK");
+    assert_eq!(
+        uas.logged("recstate").as_deref(),
+        Some("off"),
+        "X-Recording-State of the callee's INVITE"
+    );
+    assert_eq!(
+        uac.logged("recstate").as_deref(),
+        Some("off"),
+        "X-Recording-State of the caller's 200 OK"
+    );
 
     // Media anchored at the PBX on both legs.
     for (run, other_port, who) in [(&uac, callee_rtp, "caller"), (&uas, caller_rtp, "callee")] {
-        assert_eq!(run.logged("relay_ip").as_deref(), Some("127.0.0.1"), "the {who}'s SDP connection address");
+        assert_eq!(
+            run.logged("relay_ip").as_deref(),
+            Some("127.0.0.1"),
+            "the {who}'s SDP connection address"
+        );
         let relay = port_of(&run.logged("relay").unwrap_or_default(), "relay");
         pbx.assert_relay_port(relay, &format!("the SDP sent to the {who}"));
         assert_ne!(relay, other_port, "the {who} was given the other phone's own port");
@@ -120,7 +134,11 @@ fn a_sipp_callee_that_hangs_up_ends_the_callers_leg() {
     let sid = uas.wait_logged("sid", Duration::from_secs(1)).unwrap_or_default();
     let uas = uas.wait(Duration::from_secs(10));
     both_ok(&pbx, &uac, &uas);
-    assert_eq!(uac.logged("bye").as_deref(), Some("received"), "the callee's BYE never reached the caller");
+    assert_eq!(
+        uac.logged("bye").as_deref(),
+        Some("received"),
+        "the callee's BYE never reached the caller"
+    );
     assert_eq!(uac.logged("sid").as_deref(), Some(sid.as_str()), "session ids differ");
     the_one_cdr(
         &pbx,
@@ -153,7 +171,11 @@ fn baresip_callee(pbx: &Pbx, ext: &str, tones: &Tones) -> Baresip {
             no_registrar: false,
         },
     );
-    assert!(b.wait_register_oks(1, Duration::from_secs(30)), "baresip did not register\n{}", b.report());
+    assert!(
+        b.wait_register_oks(1, Duration::from_secs(30)),
+        "baresip did not register\n{}",
+        b.report()
+    );
     b
 }
 
@@ -175,7 +197,11 @@ fn baresip_caller(pbx: &Pbx, ext: &str, tones: &Tones) -> Baresip {
             no_registrar: false,
         },
     );
-    assert!(a.wait_register_oks(1, Duration::from_secs(30)), "baresip did not register\n{}", a.report());
+    assert!(
+        a.wait_register_oks(1, Duration::from_secs(30)),
+        "baresip did not register\n{}",
+        a.report()
+    );
     a
 }
 
@@ -205,10 +231,18 @@ fn sipp_calls_baresip_and_audio_crosses_the_relay_both_ways() {
     if !uac.success() {
         pbx.fail(&format!("{}\n{}", uac.report(), b.report()));
     }
-    assert!(b.wait_event("CALL_CLOSED", 1, Duration::from_secs(10)).is_some(), "the BYE did not reach baresip\n{}", b.report());
+    assert!(
+        b.wait_event("CALL_CLOSED", 1, Duration::from_secs(10)).is_some(),
+        "the BYE did not reach baresip\n{}",
+        b.report()
+    );
 
     // The session id baresip saw.
-    let invite = b.received_requests("INVITE").into_iter().next().expect("baresip got an INVITE");
+    let invite = b
+        .received_requests("INVITE")
+        .into_iter()
+        .next()
+        .expect("baresip got an INVITE");
     assert_eq!(
         hark_e2e::sipp::header(&invite.text, "X-Session-Id"),
         Some(sid.as_str()),
@@ -226,9 +260,14 @@ fn sipp_calls_baresip_and_audio_crosses_the_relay_both_ways() {
             b.report()
         ));
     }
-    let path = b.received_audio().unwrap_or_else(|| panic!("baresip recorded nothing\n{}", b.report()));
+    let path = b
+        .received_audio()
+        .unwrap_or_else(|| panic!("baresip recorded nothing\n{}", b.report()));
     if let Err(e) = analyse_file(&path, CALLER_HZ, CALLEE_HZ, 0.5).check(2.5, 0.8) {
-        pbx.fail(&format!("baresip does not hear the caller's {CALLER_HZ} Hz: {e}\n{}", b.report()));
+        pbx.fail(&format!(
+            "baresip does not hear the caller's {CALLER_HZ} Hz: {e}\n{}",
+            b.report()
+        ));
     }
 }
 
@@ -265,9 +304,18 @@ fn hold_and_resume_keep_the_media_path_through_the_relay() {
     logged(&mut uas, "resume", &pbx, &a.report());
     // baresip has the 200 OK to its resume once it ACKs; give it a moment to restart.
     let resumed = poll_until(Duration::from_secs(5), || {
-        (a.received_responses("INVITE").iter().filter(|m| m.status() == Some(200)).count() >= 3).then_some(())
+        (a.received_responses("INVITE")
+            .iter()
+            .filter(|m| m.status() == Some(200))
+            .count()
+            >= 3)
+            .then_some(())
     });
-    assert!(resumed.is_some(), "baresip never got the 200 OK to its resume\n{}", a.report());
+    assert!(
+        resumed.is_some(),
+        "baresip never got the 200 OK to its resume\n{}",
+        a.report()
+    );
     let t_resumed = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     let t_end = Instant::now();
@@ -275,15 +323,34 @@ fn hold_and_resume_keep_the_media_path_through_the_relay() {
     let uas = uas.wait(Duration::from_secs(15));
     phone.stop_sending();
     if !uas.success() {
-        pbx.fail(&format!("the callee's scenario failed\n{}\n{}", uas.report(), a.report()));
+        pbx.fail(&format!(
+            "the callee's scenario failed\n{}\n{}",
+            uas.report(),
+            a.report()
+        ));
     }
 
     let before = phone.alaw_audio(Some(relay_addr), t_established, t_hold, "caller audio before hold");
     let after = phone.alaw_audio(Some(relay_addr), t_resumed, t_end, "caller audio after resume");
-    let held = phone.alaw_audio(Some(relay_addr), t_hold + Duration::from_millis(500), t_resumed, "during hold");
-    let context = || format!("hold offer: a={hold_dir}\n{}\n{}\n{}", phone.summary(), a.report(), pbx.logs());
+    let held = phone.alaw_audio(
+        Some(relay_addr),
+        t_hold + Duration::from_millis(500),
+        t_resumed,
+        "during hold",
+    );
+    let context = || {
+        format!(
+            "hold offer: a={hold_dir}\n{}\n{}\n{}",
+            phone.summary(),
+            a.report(),
+            pbx.logs()
+        )
+    };
     if let Err(e) = analyse(&before, CALLER_HZ, CALLEE_HZ, 0.5).check(1.5, 0.8) {
-        panic!("before the hold, the callee does not hear the caller: {e}\n{}", context());
+        panic!(
+            "before the hold, the callee does not hear the caller: {e}\n{}",
+            context()
+        );
     }
     if let Err(e) = analyse(&after, CALLER_HZ, CALLEE_HZ, 0.5).check(1.5, 0.8) {
         panic!(
@@ -294,7 +361,9 @@ fn hold_and_resume_keep_the_media_path_through_the_relay() {
         );
     }
     // And the other way, until the hold (baresip records nothing after it).
-    let path = a.received_audio().unwrap_or_else(|| panic!("baresip recorded nothing\n{}", a.report()));
+    let path = a
+        .received_audio()
+        .unwrap_or_else(|| panic!("baresip recorded nothing\n{}", a.report()));
     if let Err(e) = analyse_file(&path, CALLEE_HZ, CALLER_HZ, 0.5).check(1.2, 0.8) {
         panic!("the caller does not hear the callee's socket: {e}\n{}", context());
     }

@@ -24,8 +24,7 @@ pub fn write_tone_wav(path: &Path, freq: f64, secs: f64, rate: u32) {
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(path, spec)
-        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    let mut w = hound::WavWriter::create(path, spec).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
     let n = (secs * f64::from(rate)) as usize;
     for i in 0..n {
         let v = 16_000.0 * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin();
@@ -68,12 +67,13 @@ impl Pcm {
 /// taken as samples.
 pub fn read_wav(path: &Path) -> Result<Pcm, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    parse_wav(&bytes).map(|(rate, samples)| Pcm {
-        rate,
-        samples,
-        source: path.display().to_string(),
-    })
-    .map_err(|e| format!("{}: {e}", path.display()))
+    parse_wav(&bytes)
+        .map(|(rate, samples)| Pcm {
+            rate,
+            samples,
+            source: path.display().to_string(),
+        })
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parses RIFF/WAVE 16-bit PCM; returns the rate and the first channel.
@@ -428,7 +428,11 @@ mod tests {
         let mut samples = sine(660.0, 1.0);
         samples.extend(std::iter::repeat_n(0.0, 4000));
         samples.extend(sine(440.0, 0.5));
-        let pcm = Pcm { rate: 8000, samples, source: "t".into() };
+        let pcm = Pcm {
+            rate: 8000,
+            samples,
+            source: "t".into(),
+        };
         let r = analyse(&pcm, 660.0, 440.0, 0.0);
         assert_eq!(r.count(Heard::Expected), 10);
         assert_eq!(r.count(Heard::Silence), 5);
@@ -447,7 +451,11 @@ mod tests {
             .flat_map(|_| tone.next_frame())
             .map(|b| f64::from(alaw_to_linear(b)))
             .collect();
-        let pcm = Pcm { rate: 8000, samples, source: "alaw".into() };
+        let pcm = Pcm {
+            rate: 8000,
+            samples,
+            source: "alaw".into(),
+        };
         assert_eq!(analyse(&pcm, 440.0, 660.0, 0.0).count(Heard::Expected), 2);
         assert_eq!(ulaw_to_linear(0xFF), 0);
     }

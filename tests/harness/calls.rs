@@ -115,6 +115,13 @@ pub fn register_sipp_callee(pbx: &Pbx, ext: &str) -> u16 {
     register_from_port(pbx, ext, DOMAIN)
 }
 
+/// A base port for sipp's `-mp`: sipp binds it AND the ports above it (audio RTP and
+/// RTCP, video RTP at +2, and its RTCP): all four must be free, or sipp exits at start
+/// ("Unable to bind video RTP socket").
+pub fn sipp_media_ports() -> u16 {
+    crate::net::free_port_range(4)
+}
+
 /// A sipp caller of `scenario` from `user` to `callee`, authenticated with the digest
 /// uri of the Request-URI (`sip:CALLEE@DOMAIN`), its SDP naming `rtp_port`.
 pub fn sipp_caller(scenario: &str, pbx: &Pbx, user: &str, callee: &str, rtp_port: u16) -> Sipp {
@@ -123,7 +130,7 @@ pub fn sipp_caller(scenario: &str, pbx: &Pbx, user: &str, callee: &str, rtp_port
         .auth_uri(&format!("{callee}@{DOMAIN}"))
         .key("callee", callee)
         .key("rtp_port", &rtp_port.to_string())
-        .media_port(free_port())
+        .media_port(sipp_media_ports())
 }
 
 /// A sipp callee of `scenario` for `user`, on `port` (where it registered), its SDP
@@ -133,7 +140,7 @@ pub fn sipp_callee(scenario: &str, pbx: &Pbx, user: &str, port: u16, rtp_port: u
         .key("user", user)
         .key("rtp_port", &rtp_port.to_string())
         .local_port(port)
-        .media_port(free_port())
+        .media_port(sipp_media_ports())
 }
 
 // ---- SDP ----
@@ -169,7 +176,8 @@ pub fn sdp_connection(message: &str) -> Option<String> {
 pub fn sdp_direction(message: &str) -> String {
     body(message)
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("a=")).rfind(|a| matches!(*a, "sendrecv" | "sendonly" | "recvonly" | "inactive"))
+        .filter_map(|l| l.trim().strip_prefix("a="))
+        .rfind(|a| matches!(*a, "sendrecv" | "sendonly" | "recvonly" | "inactive"))
         .unwrap_or("sendrecv")
         .to_string()
 }
@@ -244,9 +252,11 @@ pub struct CdrExpect<'a> {
 /// Waits for the one CDR row of a PBX that carried one call, then checks it against
 /// `want`; panics with the row and the server's log on any mismatch.
 pub fn the_one_cdr(pbx: &Pbx, want: &CdrExpect<'_>) -> Value {
-    let row = pbx.wait_cdr(&format!("the call {} -> {}", want.caller, want.callee), CDR_TIMEOUT, |r| {
-        is_party(&field(r, "callee"), want.callee)
-    });
+    let row = pbx.wait_cdr(
+        &format!("the call {} -> {}", want.caller, want.callee),
+        CDR_TIMEOUT,
+        |r| is_party(&field(r, "callee"), want.callee),
+    );
     // Rows are written once the call has ended; give a stray second row a moment to show.
     std::thread::sleep(Duration::from_millis(300));
     let rows = pbx.cdrs();
@@ -261,10 +271,19 @@ pub fn the_one_cdr(pbx: &Pbx, want: &CdrExpect<'_>) -> Value {
     row
 }
 
-/// Checks one CDR row against `want` and the documented shape.
+/// Checks one CDR row against `want` and the documented shape; panics with the row and
+/// the server's log on any mismatch.
 pub fn check_cdr(pbx: &Pbx, row: &Value, want: &CdrExpect<'_>) {
-    let pretty = serde_json::to_string_pretty(row).unwrap_or_default();
-    let fail = |msg: String| -> ! { pbx.fail(&format!("CDR row wrong: {msg}\nrow:\n{pretty}")) };
+    let problems = cdr_problems(row, want);
+    if !problems.is_empty() {
+        let pretty = serde_json::to_string_pretty(row).unwrap_or_default();
+        pbx.fail(&format!("CDR row wrong:\n- {}\nrow:\n{pretty}", problems.join("\n- ")));
+    }
+}
+
+/// Everything wrong with a CDR row, given what the call was (empty: nothing).
+pub fn cdr_problems(row: &Value, want: &CdrExpect<'_>) -> Vec<String> {
+    let mut p = Vec::new();
     for name in [
         "id",
         "call_session_id",
@@ -282,69 +301,106 @@ pub fn check_cdr(pbx: &Pbx, row: &Value, want: &CdrExpect<'_>) {
         "hangup_cause",
     ] {
         if row.get(name).is_none() {
-            fail(format!("field `{name}` is missing"));
+            p.push(format!("field `{name}` is missing"));
         }
     }
     if field(row, "tenant") != crate::pbx::TENANT {
-        fail(format!("tenant is {:?}, expected {:?}", field(row, "tenant"), crate::pbx::TENANT));
+        p.push(format!(
+            "tenant is {:?}, expected {:?}",
+            field(row, "tenant"),
+            crate::pbx::TENANT
+        ));
     }
     if !is_party(&field(row, "caller"), want.caller) {
-        fail(format!("caller is {:?}, expected extension {}", field(row, "caller"), want.caller));
+        p.push(format!(
+            "caller is {:?}, expected extension {}",
+            field(row, "caller"),
+            want.caller
+        ));
     }
     if !is_party(&field(row, "callee"), want.callee) {
-        fail(format!("callee is {:?}, expected extension {}", field(row, "callee"), want.callee));
+        p.push(format!(
+            "callee is {:?}, expected extension {}",
+            field(row, "callee"),
+            want.callee
+        ));
     }
     if field(row, "direction") != "internal" {
-        fail(format!("direction is {:?}, expected \"internal\"", field(row, "direction")));
+        p.push(format!(
+            "direction is {:?}, expected \"internal\"",
+            field(row, "direction")
+        ));
     }
     if field(row, "disposition") != want.disposition {
-        fail(format!("disposition is {:?}, expected {:?}", field(row, "disposition"), want.disposition));
+        p.push(format!(
+            "disposition is {:?}, expected {:?}",
+            field(row, "disposition"),
+            want.disposition
+        ));
     }
     if let Some(by) = want.hangup_by
         && field(row, "hangup_by") != by
     {
-        fail(format!("hangup_by is {:?}, expected {by:?}", field(row, "hangup_by")));
+        p.push(format!("hangup_by is {:?}, expected {by:?}", field(row, "hangup_by")));
+    }
+    if !matches!(field(row, "hangup_by").as_str(), "caller" | "callee" | "pbx") {
+        p.push(format!(
+            "hangup_by {:?} is none of caller, callee, pbx",
+            field(row, "hangup_by")
+        ));
     }
     if let Some(sid) = want.session_id
         && field(row, "call_session_id") != sid
     {
-        fail(format!(
+        p.push(format!(
             "call_session_id is {:?}, but the phones were sent X-Session-Id {sid:?}",
             field(row, "call_session_id")
         ));
     }
     if field(row, "call_session_id").is_empty() {
-        fail("call_session_id is empty".into());
+        p.push("call_session_id is empty".into());
     }
-    let (started, answered, ended) = (field(row, "started_at"), field(row, "answered_at"), field(row, "ended_at"));
+    // RFC 3339 UTC strings of one format compare in time order.
+    let (started, answered, ended) = (
+        field(row, "started_at"),
+        field(row, "answered_at"),
+        field(row, "ended_at"),
+    );
     if started.is_empty() || ended.is_empty() || ended < started {
-        fail(format!("started_at {started:?} / ended_at {ended:?} are not in order"));
+        p.push(format!("started_at {started:?} / ended_at {ended:?} are not in order"));
     }
     let duration = row.get("duration_s").and_then(Value::as_f64).unwrap_or(-1.0);
     let billsec = row.get("billsec").and_then(Value::as_f64).unwrap_or(-1.0);
     if duration < 0.0 || billsec < 0.0 {
-        fail(format!("duration_s {duration} / billsec {billsec} are not non-negative numbers"));
+        p.push(format!(
+            "duration_s {duration} / billsec {billsec} are not non-negative numbers"
+        ));
     }
     if want.disposition == "answered" {
         if answered.is_empty() || answered < started || answered > ended {
-            fail(format!("answered_at {answered:?} is not between started_at and ended_at"));
+            p.push(format!(
+                "answered_at {answered:?} is not between started_at and ended_at"
+            ));
         }
         if billsec > duration + 1.0 {
-            fail(format!("billsec {billsec} exceeds duration_s {duration}"));
+            p.push(format!("billsec {billsec} exceeds duration_s {duration}"));
         }
     } else {
         if !answered.is_empty() {
-            fail(format!("an unanswered call has answered_at {answered:?}"));
+            p.push(format!("an unanswered call has answered_at {answered:?}"));
         }
         if billsec != 0.0 {
-            fail(format!("an unanswered call has billsec {billsec}"));
+            p.push(format!("an unanswered call has billsec {billsec}"));
         }
     }
     if let Some((secs, tol)) = want.billsec
         && (billsec - secs).abs() > tol
     {
-        fail(format!("billsec is {billsec}, the call was answered for about {secs:.1} s (±{tol})"));
+        p.push(format!(
+            "billsec is {billsec}, the call was answered for about {secs:.1} s (±{tol})"
+        ));
     }
+    p
 }
 
 /// The two tone files: the caller plays [`CALLER_HZ`], the callee [`CALLEE_HZ`].
@@ -378,5 +434,78 @@ impl Tones {
 impl Default for Tones {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answered_row() -> Value {
+        json!({
+            "id": 1, "call_session_id": "s1", "tenant": "office", "caller": "101", "callee": "102",
+            "direction": "internal", "started_at": "2026-01-01T10:00:00.000Z",
+            "answered_at": "2026-01-01T10:00:01.000Z", "ended_at": "2026-01-01T10:00:05.000Z",
+            "duration_s": 5.0, "billsec": 4, "disposition": "answered", "hangup_by": "caller",
+            "hangup_cause": "bye"
+        })
+    }
+
+    fn want<'a>() -> CdrExpect<'a> {
+        CdrExpect {
+            caller: "101",
+            callee: "102",
+            disposition: "answered",
+            hangup_by: Some("caller"),
+            session_id: Some("s1"),
+            billsec: Some((4.2, 1.0)),
+        }
+    }
+
+    #[test]
+    fn a_right_row_passes_and_each_wrong_field_is_named() {
+        assert!(cdr_problems(&answered_row(), &want()).is_empty());
+        for (name, value, needle) in [
+            ("disposition", json!("failed"), "disposition"),
+            ("hangup_by", json!("callee"), "hangup_by"),
+            ("call_session_id", json!("other"), "call_session_id"),
+            ("callee", json!("sip:103@pbx.test"), "callee"),
+            ("billsec", json!(9), "billsec"),
+            ("answered_at", json!(null), "answered_at"),
+            ("direction", json!("outbound"), "direction"),
+        ] {
+            let mut row = answered_row();
+            row[name] = value;
+            let p = cdr_problems(&row, &want());
+            assert!(p.iter().any(|m| m.contains(needle)), "{name}: {p:?}");
+        }
+        let mut row = answered_row();
+        row.as_object_mut().unwrap().remove("hangup_cause");
+        assert!(!cdr_problems(&row, &want()).is_empty());
+    }
+
+    #[test]
+    fn parties_match_in_every_usual_spelling() {
+        for v in ["101", "101@pbx.test", "sip:101@pbx.test", "\"Ann\" <sip:101@pbx.test>"] {
+            assert!(is_party(v, "101"), "{v}");
+        }
+        for v in ["1010", "sip:1010@pbx.test", "102"] {
+            assert!(!is_party(v, "101"), "{v}");
+        }
+    }
+
+    #[test]
+    fn sdp_fields_are_read_from_the_body() {
+        let msg = "INVITE sip:x SIP/2.0\r\nVia: a\r\n\r\nv=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 20004 RTP/AVP 8\r\na=sendonly\r\n";
+        assert_eq!(sdp_audio_port(msg), Some(20004));
+        assert_eq!(sdp_connection(msg).as_deref(), Some("127.0.0.1"));
+        assert_eq!(sdp_direction(msg), "sendonly");
+        assert_eq!(
+            sdp_direction("SIP/2.0 200 OK\n\nv=0\nm=audio 1 RTP/AVP 0\n"),
+            "sendrecv"
+        );
+        assert_eq!(status_of("SIP/2.0 488 No Common Codec\r\n"), Some(488));
+        assert_eq!(reason_of("SIP/2.0 488 No Common Codec\r\n"), "No Common Codec");
     }
 }

@@ -46,7 +46,9 @@ impl Ctrl {
             }
         };
         stream.set_nodelay(true).ok();
-        let reader = stream.try_clone().map_err(|e| format!("cloning the ctrl_tcp socket: {e}"))?;
+        let reader = stream
+            .try_clone()
+            .map_err(|e| format!("cloning the ctrl_tcp socket: {e}"))?;
         let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
         let shared = Arc::clone(&state);
         thread::spawn(move || read_loop(reader, shared));
@@ -96,7 +98,10 @@ impl Ctrl {
                     st.closed
                 ));
             }
-            st = cvar.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            st = cvar
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -136,7 +141,12 @@ impl Ctrl {
         let deadline = Instant::now() + timeout;
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(e) = st.events.iter().filter(|e| event_type(e) == kind).nth(n.saturating_sub(1)) {
+            if let Some(e) = st
+                .events
+                .iter()
+                .filter(|e| event_type(e) == kind)
+                .nth(n.saturating_sub(1))
+            {
                 return Some(e.clone());
             }
             let now = Instant::now();
@@ -224,7 +234,11 @@ fn next_netstring(buf: &[u8]) -> Option<(Result<String, String>, usize)> {
         }
         None if buf.len() < 12 && buf.iter().all(u8::is_ascii_digit) => None,
         _ => {
-            let skip = buf.iter().skip(1).position(u8::is_ascii_digit).map_or(buf.len(), |p| p + 1);
+            let skip = buf
+                .iter()
+                .skip(1)
+                .position(u8::is_ascii_digit)
+                .map_or(buf.len(), |p| p + 1);
             Some((Err(String::from_utf8_lossy(&buf[..skip]).into_owned()), skip))
         }
     }
