@@ -107,12 +107,19 @@ impl Calls {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// Removes a call and every index entry pointing at it.
+    /// Removes a call and the index entries pointing at it (its own keys, no scan).
     pub(crate) fn remove(&mut self, key: CallKey) -> Option<Call> {
         let call = self.calls.remove(&key)?;
-        self.by_a_tx.retain(|_, k| *k != key);
-        self.by_client_tx.retain(|_, k| *k != key);
-        self.by_dialog.retain(|_, (k, _)| *k != key);
+        self.by_a_tx.remove(&call.a_tx);
+        for f in &call.forks {
+            self.by_client_tx.remove(&f.tx);
+        }
+        for (tx, ..) in &call.in_dialog_tx {
+            self.by_client_tx.remove(tx);
+        }
+        for dialog in [&call.a_dialog, &call.b_dialog].into_iter().flatten() {
+            self.by_dialog.remove(dialog.id());
+        }
         Some(call)
     }
 }

@@ -228,6 +228,13 @@ fn a_call_is_forked_answered_and_hung_up_with_session_ids_and_a_cdr() {
     assert_eq!((record.caller.as_str(), record.callee.as_str(), record.session_id.as_str()), ("101", "102", session.as_str()));
     assert!(record.answered_at.is_some());
     assert_eq!(o.core.active_calls(), 0);
+    assert_no_leftovers(&o);
+}
+
+/// A finished call leaves nothing in the B2BUA's indexes.
+fn assert_no_leftovers(o: &Office) {
+    let c = &o.core.calls;
+    assert!(c.calls.is_empty() && c.by_a_tx.is_empty() && c.by_client_tx.is_empty() && c.by_dialog.is_empty(), "{c:?}");
 }
 
 #[test]
@@ -241,6 +248,7 @@ fn busy_callee_gives_486_and_a_busy_cdr() {
     assert!(responses(&out).iter().any(|(a, r)| a.to_string() == A && r.status_code.code() == 486), "{out:?}");
     let record = cdr(&o.events());
     assert_eq!((record.disposition, record.hangup_by), (Disposition::Busy, HangupBy::Callee));
+    assert_no_leftovers(&o);
 }
 
 #[test]
@@ -254,6 +262,7 @@ fn nobody_answers_in_time_480_and_the_phones_are_cancelled() {
     assert_eq!(requests(&out, hark_sip::rsip::Method::Cancel).len(), 1, "{out:?}");
     assert!(responses(&out).iter().any(|(a, r)| a.to_string() == A && r.status_code.code() == 480));
     assert_eq!(cdr(&o.events()).disposition, Disposition::NoAnswer);
+    assert_no_leftovers(&o);
 }
 
 #[test]
