@@ -9,14 +9,17 @@
 # One registration = REGISTER, 401, REGISTER with credentials, 200 (two transactions),
 # for users 10000.. with passwords pw10000.. (bench/sipp/register_auth.xml).
 #
-# Prints one line, e.g.
-#   target=kamailio rate=5000 achieved=4987.2 sustained=5000 ok=50000 failed=0 retrans=0 elapsed=10.03
-#   server_cpu=6.41 server_cpu_us_per_reg=128.2 server_rss_kb=...
-#   [server_pss_kb=... for kamailio] sipp_cpu=... procs=N
-# (on one line). achieved = successful registrations / (last sipp stats time - start),
-# so a slow tail of retransmissions lowers it; sustained = median of the per-second
-# success counts while calls were being started (-fd 1). server_cpu = user+system seconds of the
-# server's processes (all threads / all Kamailio processes) during the sipp run.
+# Prints one line (wrapped here):
+#   target=kamailio rate=18000 achieved=17566.5 sustained=17967 ok=360000 failed=0
+#   retrans=0 elapsed=20.49 created=360000 server_cpu=17.83 server_cpu_us_per_reg=49.5
+#   server_rss_kb=7056888 server_pss_kb=2349861 procs=6 sipp_cpu=13.12 sipp_rc=0
+# (server_pss_kb and procs for Kamailio only). ok/failed/retrans/created are sipp's
+# counts: calls (= registrations) and retransmissions sent by sipp.
+# achieved = successful registrations / (last sipp stats time - start), so a slow tail
+# of retransmissions lowers it; sustained = median of the per-second success counts
+# while calls were being started (-fd 1). server_cpu = user+system
+# seconds of the server's processes (all threads / all Kamailio processes) from just
+# before sipp starts to just after it ends (drain included).
 # server_rss_kb = VmHWM: peak resident set; for Kamailio the sum over its processes,
 # which counts the shared memory segment once per process that touched it, so
 # server_pss_kb (proportional set size, at the end of the run) is printed as well.
@@ -29,10 +32,10 @@
 #   KAMAILIO_BIN    default: kamailio from PATH, else /usr/sbin/kamailio
 #   KAMAILIO_CHILDREN  UDP worker processes (kamailio -n; default 2)
 #   KAMAILIO_DEFINES   space-separated -A defines: STATELESS, TIMER_J_32S (see the cfg)
-#   KAMAILIO_ARGS      extra kamailio arguments (default "-x tlsf": the TLSF shared
-#                      memory allocator; the default q_malloc, a debugging allocator,
-#                      was clean at 5,000 registrations/s here and collapsed at 8,000).
-#                      KAMAILIO_ARGS="-x qm" for the stock allocator.
+#   KAMAILIO_ARGS      extra kamailio arguments (default "-x tlsf": the TLSF memory
+#                      allocator; the stock q_malloc costs ~2x the CPU per
+#                      registration and its knee is lower). KAMAILIO_ARGS="-x qm"
+#                      for the stock allocator, KAMAILIO_ARGS="" for none.
 #   KAMAILIO_SHM_MB    shared memory (kamailio -m). tm holds every completed
 #                      transaction for 5 s (wt_timer), ~13 KB each, two per
 #                      registration; running out means 500s and drops. Default:
@@ -73,7 +76,8 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [[ -n $sipp_pid ]] && kill -0 "$sipp_pid" 2>/dev/null; then
-        kill "$sipp_pid" 2>/dev/null || true
+        # sipp runs under /usr/bin/time: stop sipp itself, then time exits.
+        kill $(descendants "$sipp_pid") "$sipp_pid" 2>/dev/null || true
         wait "$sipp_pid" 2>/dev/null || true
     fi
     if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
@@ -174,6 +178,9 @@ free_port() {
 }
 
 port=${PORT:-$(free_port)}
+hbin=$(realpath -m "${HARK_BIN:-$root/target/release/hark}")
+# Everything runs in the work directory, so that stray files (sipp logs) land there.
+cd "$work"
 
 # Users: sipp injection file (user;password) and Hark's import file (ext,password).
 python3 - "$work" "$users" <<'EOF'
@@ -205,7 +212,6 @@ kamailio)
     server_pid=$!
     ;;
 hark)
-    hbin=${HARK_BIN:-$root/target/release/hark}
     [[ -x $hbin ]] || die "hark binary not found at $hbin (cargo build --release -p hark-cli, or set HARK_BIN)"
     "$hbin" pbx init --data "$work/pbx" --domain "$domain" --admin-password bench-admin >"$work/init.log" 2>&1 \
         || die "hark pbx init failed: $(cat "$work/init.log")"
@@ -232,7 +238,7 @@ cpu_before=$(cpu_secs "$server_pid")
 # shellcheck disable=SC2086
 /usr/bin/time -f '%U %S' -o "$work/sipp.time" \
     sipp -sf "$scenario" -inf "$work/users.csv" \
-        -au '[field0]' -ap '[field1]' -auth_uri "sip:$domain" \
+        -au '[field0]' -ap '[field1]' -auth_uri "$domain" \
         -i 127.0.0.1 -r "$rate" -rp 1000 -m "$calls" -buff_size 8388608 \
         -nostdin -trace_stat -stf "$work/stat.csv" -fd 1 \
         -timeout "$(( duration + 60 ))s" ${SIPP_ARGS:-} \
