@@ -1,7 +1,7 @@
 //! `hark pbx …`: the command-line contract of SPEC.md §4.
 
 use clap::{Args, Subcommand, ValueEnum};
-use hark_pbx::store::{NewUser, Role, Store};
+use hark_pbx::store::{MAX_RETENTION_DAYS, NewUser, RecordingLayout, Role, Store};
 use hark_sip::auth::{ha1, Algorithm};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 // A child of this module (file beside it) so it shares DataArg and open_existing().
 #[path = "cdr.rs"]
 pub mod cdr;
+#[path = "recordings.rs"]
+pub mod recordings;
 
 #[derive(Subcommand)]
 pub enum PbxCommand {
@@ -28,6 +30,9 @@ pub enum PbxCommand {
     /// Call detail records.
     #[command(subcommand)]
     Cdr(cdr::CdrCommand),
+    /// Call recordings.
+    #[command(subcommand)]
+    Recordings(recordings::RecordingsCommand),
 }
 
 #[derive(Args)]
@@ -199,8 +204,10 @@ pub struct UserListArgs {
 pub enum TenantCommand {
     /// Add a tenant served under its own SIP domain.
     Add(TenantAddArgs),
-    /// Change a tenant's recording switches.
+    /// Change a tenant's recording switches and options.
     Set(TenantSetArgs),
+    /// List the tenants with their recording settings.
+    List(TenantListArgs),
 }
 
 #[derive(Args)]
@@ -225,6 +232,45 @@ pub struct TenantSetArgs {
     /// "Enable extension video recording" for every user of the tenant.
     #[arg(long)]
     video_recording: Option<OnOff>,
+    /// Channels of new recordings: stereo (caller left, callee right) or mono (mixed).
+    #[arg(long, value_name = "stereo|mono", value_parser = parse_layout)]
+    recording_layout: Option<RecordingLayout>,
+    /// Delete recordings older than N days; `off` keeps them forever.
+    #[arg(long, value_name = "N|off", value_parser = parse_retention)]
+    retention_days: Option<Retention>,
+    /// A beep to the parties when a recording starts.
+    #[arg(long)]
+    start_beep: Option<OnOff>,
+    /// A tone confirming pause and resume to the party who asked.
+    #[arg(long)]
+    pause_tone: Option<OnOff>,
+}
+
+/// `--retention-days`: a number of days, or `off` (`None`: keep forever).
+#[derive(Clone, Copy, Debug)]
+pub struct Retention(Option<u32>);
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Retention(None));
+    }
+    match s.parse::<u32>() {
+        Ok(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => Ok(Retention(Some(days))),
+        _ => Err(format!("use a number of days from 1 to {MAX_RETENTION_DAYS}, or off")),
+    }
+}
+
+fn parse_layout(s: &str) -> Result<RecordingLayout, String> {
+    s.parse().map_err(|e: hark_pbx::store::StoreError| e.to_string())
+}
+
+#[derive(Args)]
+pub struct TenantListArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -275,7 +321,9 @@ pub fn run(cmd: PbxCommand) -> CliResult {
         PbxCommand::User(UserCommand::Import(a)) => user_import(a),
         PbxCommand::Tenant(TenantCommand::Add(a)) => tenant_add(a),
         PbxCommand::Tenant(TenantCommand::Set(a)) => tenant_set(a),
+        PbxCommand::Tenant(TenantCommand::List(a)) => tenant_list(a),
         PbxCommand::Cdr(cmd) => cdr::run(cmd),
+        PbxCommand::Recordings(cmd) => recordings::run(cmd),
         PbxCommand::System(SystemCommand::Set(a)) => {
             let store = open_existing(&a.data.data)?;
             store.set_record_between_external_numbers(a.record_between_external_numbers.into())?;
@@ -490,10 +538,59 @@ fn tenant_set(a: TenantSetArgs) -> CliResult {
     let tenant = store
         .tenant_by_name(&a.tenant)?
         .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
-    if a.audio_recording.is_none() && a.video_recording.is_none() {
-        return Err("nothing to change: give --audio-recording and/or --video-recording".into());
+    let options = a.recording_layout.is_some() || a.retention_days.is_some() || a.start_beep.is_some() || a.pause_tone.is_some();
+    if a.audio_recording.is_none() && a.video_recording.is_none() && !options {
+        return Err("nothing to change: give --audio-recording, --video-recording, --recording-layout, --retention-days, --start-beep and/or --pause-tone".into());
     }
-    store.set_tenant_recording(tenant.id, a.audio_recording.map(Into::into), a.video_recording.map(Into::into))?;
+    if a.audio_recording.is_some() || a.video_recording.is_some() {
+        store.set_tenant_recording(tenant.id, a.audio_recording.map(Into::into), a.video_recording.map(Into::into))?;
+    }
+    if options {
+        store.set_tenant_recording_options(
+            tenant.id,
+            a.recording_layout,
+            a.retention_days.map(|r| r.0),
+            a.start_beep.map(Into::into),
+            a.pause_tone.map(Into::into),
+        )?;
+    }
+    Ok(())
+}
+
+fn tenant_list(a: TenantListArgs) -> CliResult {
+    let store = open_existing(&a.data.data)?;
+    let mut rows = Vec::new();
+    for t in store.list_tenants()? {
+        let o = store.tenant_recording_options(t.id)?;
+        rows.push((t, o));
+    }
+    if a.json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(t, o)| {
+                serde_json::json!({
+                    "name": t.name,
+                    "domain": t.domain,
+                    "is_default": t.is_default,
+                    "audio_recording": t.audio_recording,
+                    "video_recording": t.video_recording,
+                    "recording_layout": o.layout,
+                    "retention_days": o.retention_days,
+                    "start_beep": o.start_beep,
+                    "pause_confirmation_tone": o.pause_confirmation_tone,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        let on = |b: bool| if b { "on" } else { "off" };
+        println!("{:<16} {:<24} {:<6} {:<6} {:<7} {:<10} {:<5} PAUSE TONE", "TENANT", "DOMAIN", "AUDIO", "VIDEO", "LAYOUT", "RETENTION", "BEEP");
+        for (t, o) in rows {
+            let name = if t.is_default { format!("{} *", t.name) } else { t.name.clone() };
+            let retention = o.retention_days.map_or_else(|| "forever".to_string(), |d| format!("{d} days"));
+            println!("{:<16} {:<24} {:<6} {:<6} {:<7} {:<10} {:<5} {}", name, t.domain, on(t.audio_recording), on(t.video_recording), o.layout.as_str(), retention, on(o.start_beep), on(o.pause_confirmation_tone));
+        }
+    }
     Ok(())
 }
 

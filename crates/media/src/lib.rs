@@ -16,6 +16,7 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod dtmf;
 pub mod packet;
 pub mod relay;
 pub mod sdp;

@@ -2,6 +2,7 @@
 //! costs no database read. Rebuilt from the store when another process (the CLI) changes
 //! it, which the serve loop notices through SQLite's data_version.
 
+use crate::policy::{Party, SystemSwitches, TenantSwitches};
 use crate::registrar::UserKey;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,11 +21,28 @@ pub struct UserAuth {
     pub ha1_sha256: String,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Directory {
     by_domain: HashMap<String, TenantInfo>,
     default_tenant: Option<TenantInfo>,
     users: HashMap<UserKey, UserAuth>,
+    // Recording switches (SPEC §1); absent entries take the documented defaults.
+    system: SystemSwitches,
+    tenant_switches: HashMap<i64, TenantSwitches>,
+    user_switches: HashMap<UserKey, (bool, bool)>,
+}
+
+impl Default for Directory {
+    fn default() -> Self {
+        Self {
+            by_domain: HashMap::new(),
+            default_tenant: None,
+            users: HashMap::new(),
+            system: SystemSwitches { record_between_external_numbers: true },
+            tenant_switches: HashMap::new(),
+            user_switches: HashMap::new(),
+        }
+    }
 }
 
 impl Directory {
@@ -54,6 +72,39 @@ impl Directory {
 
     pub fn user(&self, key: &UserKey) -> Option<&UserAuth> {
         self.users.get(key)
+    }
+
+    /// A tenant's name by id ("" when unknown).
+    pub fn tenant_name(&self, tenant_id: i64) -> String {
+        self.by_domain.values().find(|t| t.id == tenant_id).map(|t| t.name.clone()).unwrap_or_default()
+    }
+
+    pub fn set_system(&mut self, system: SystemSwitches) {
+        self.system = system;
+    }
+
+    pub fn set_tenant_switches(&mut self, tenant_id: i64, switches: TenantSwitches) {
+        self.tenant_switches.insert(tenant_id, switches);
+    }
+
+    /// A user's (record_audio_calls, record_video_calls).
+    pub fn set_user_switches(&mut self, key: UserKey, audio: bool, video: bool) {
+        self.user_switches.insert(key, (audio, video));
+    }
+
+    pub fn system(&self) -> SystemSwitches {
+        self.system
+    }
+
+    /// Default off, as SPEC §1 says for the tenant switches.
+    pub fn tenant_switches(&self, tenant_id: i64) -> TenantSwitches {
+        self.tenant_switches.get(&tenant_id).copied().unwrap_or(TenantSwitches { audio_recording: false, video_recording: false })
+    }
+
+    /// The policy's view of an extension (user switches default on).
+    pub fn party(&self, key: &UserKey) -> Party {
+        let (record_audio, record_video) = self.user_switches.get(key).copied().unwrap_or((true, true));
+        Party::Internal { extension: key.extension.clone(), record_audio, record_video }
     }
 
     pub fn tenants(&self) -> impl Iterator<Item = &TenantInfo> {

@@ -8,6 +8,7 @@ pub mod directory;
 pub mod http;
 pub mod persist;
 pub mod policy;
+pub mod recording;
 pub mod registrar;
 pub mod relays;
 pub mod serve;

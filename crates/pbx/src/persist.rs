@@ -25,11 +25,18 @@ pub fn load_directory(store: &Store) -> Result<Directory, StoreError> {
 fn load(store: &Store) -> Result<(Directory, HashMap<UserId, UserKey>), StoreError> {
     let mut dir = Directory::default();
     let mut ids = HashMap::new();
+    let settings = store.system_settings()?;
+    dir.set_system(crate::policy::SystemSwitches { record_between_external_numbers: settings.record_between_external_numbers });
     for t in store.list_tenants()? {
         dir.add_tenant(TenantInfo { id: t.id.0, name: t.name.clone(), domain: t.domain.clone() }, t.is_default);
+        dir.set_tenant_switches(
+            t.id.0,
+            crate::policy::TenantSwitches { audio_recording: t.audio_recording, video_recording: t.video_recording },
+        );
         for u in store.list_users(t.id)? {
             let key = UserKey { tenant_id: t.id.0, extension: u.extension.clone() };
             ids.insert(u.id, key.clone());
+            dir.set_user_switches(key.clone(), u.record_audio_calls, u.record_video_calls);
             if !u.ha1_matches_realm(&t.domain) {
                 tracing::warn!(extension = %u.extension, tenant = %t.name, "password hashes are for an old domain; set a new password");
                 continue;
@@ -272,4 +279,131 @@ mod tests {
         assert_eq!(parse_source(&source_string(&p)), Some(p));
         assert_eq!(parse_source("sctp:1.2.3.4:5"), None);
     }
+}
+
+/// Writes what recorder tasks report (start, pause/resume, finish) on its own thread.
+pub struct RecordingWriter {
+    tx: mpsc::Sender<crate::recording::RecordingLog>,
+    handle: JoinHandle<()>,
+}
+
+fn source_kind(s: hark_recorder::ControlSource) -> store::ControlSourceKind {
+    use hark_recorder::ControlSource as C;
+    match s {
+        C::Dtmf => store::ControlSourceKind::Dtmf,
+        C::Info => store::ControlSourceKind::Info,
+        C::Inband => store::ControlSourceKind::Inband,
+        C::Message => store::ControlSourceKind::Message,
+        C::Policy => store::ControlSourceKind::Policy,
+    }
+}
+
+fn write_recording_log(
+    store: &mut Store,
+    ids: &mut HashMap<crate::recording::RecordingKey, store::RecordingId>,
+    entry: crate::recording::RecordingLog,
+) -> Result<(), StoreError> {
+    use crate::recording::RecordingLog as L;
+    match entry {
+        L::Started { id, session, tenant_id, parties, path, started_at_ms, sample_rate, channels, reason } => {
+            let row = store::NewRecording {
+                call_session_id: session,
+                tenant_id: store::TenantId(tenant_id),
+                kind: store::RecordingKind::Audio,
+                format: store::RecordingFormat::Wav,
+                path,
+                started_at: started_at_ms,
+                layout: if channels == 1 { store::RecordingLayout::Mono } else { store::RecordingLayout::Stereo },
+                // A recording that failed before it had a format still gets its row.
+                sample_rate: if sample_rate == 0 { 8000 } else { sample_rate },
+                channels: channels.max(1),
+                parties: parties.into_iter().map(store::RecordingParty::internal).collect(),
+                source: store::ControlSourceKind::Policy,
+                actor: "system".into(),
+                reason: truncate(reason, store::MAX_RECORDING_REASON_LEN),
+            };
+            let rid = store.start_recording(&row)?;
+            ids.insert(id, rid);
+        }
+        L::Event { id, at_ms, offset_ms, kind, source, actor, reason } => {
+            let Some(&rid) = ids.get(&id) else { return Ok(()) };
+            if kind == "failed" {
+                // The recorder stopped writing; Finished follows with the summary.
+                return Ok(());
+            }
+            let event = if kind == "pause" { store::RecordingEventKind::Pause } else { store::RecordingEventKind::Resume };
+            store.add_recording_event(
+                rid,
+                &store::NewRecordingEvent { at: at_ms, offset_ms, event, source: source_kind(source), actor, reason: truncate(reason, store::MAX_RECORDING_REASON_LEN) },
+            )?;
+        }
+        L::Finished { id, at_ms, duration_ms, status, reason, error } => {
+            let Some(rid) = ids.remove(&id) else { return Ok(()) };
+            let status = if status == "failed" { store::RecordingStatus::Failed } else { store::RecordingStatus::Completed };
+            store.finish_recording(
+                rid,
+                &store::Finish {
+                    ended_at: at_ms,
+                    duration_ms,
+                    status,
+                    stop_reason: Some(reason.clone()),
+                    error: error.map(|e| truncate(e, store::MAX_RECORDING_REASON_LEN)),
+                    source: store::ControlSourceKind::System,
+                    actor: "system".into(),
+                    reason,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl RecordingWriter {
+    pub fn start(db: PathBuf) -> Result<Self, StoreError> {
+        let mut store = Store::open(&db)?;
+        let (tx, rx) = mpsc::channel::<crate::recording::RecordingLog>();
+        let handle = std::thread::Builder::new()
+            .name("hark-recordings".into())
+            .spawn(move || {
+                let mut ids = HashMap::new();
+                while let Ok(entry) = rx.recv() {
+                    if let Err(e) = write_recording_log(&mut store, &mut ids, entry) {
+                        tracing::error!(error = %e, "could not store a recording's progress");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the recordings writer: {e}")))?;
+        Ok(Self { tx, handle })
+    }
+
+    pub fn sender(&self) -> mpsc::Sender<crate::recording::RecordingLog> {
+        self.tx.clone()
+    }
+
+    /// Writes what is queued and stops (every other sender must be gone).
+    pub fn finish(self) {
+        drop(self.tx);
+        let _ = self.handle.join();
+    }
+}
+
+/// At start: recordings a crash left unfinished are repaired (header sizes from the file
+/// length) and marked recovered, or failed when the file cannot be read.
+pub fn recover_recordings(store: &mut Store, root: &std::path::Path) -> Result<usize, StoreError> {
+    let unfinished = store.unfinished_recordings()?;
+    let now = unix_ms(SystemTime::now());
+    for r in &unfinished {
+        let path = root.join(&r.path);
+        match hark_recorder::repair(&path) {
+            Ok(outcome) => {
+                tracing::warn!(path = %path.display(), duration_ms = outcome.duration_ms(), "recovered a recording left unfinished");
+                store.mark_recovered(r.id, now, outcome.duration_ms())?;
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "a recording left unfinished could not be repaired");
+                store.mark_failed(r.id, now, None, &truncate(e.to_string(), store::MAX_RECORDING_REASON_LEN))?;
+            }
+        }
+    }
+    Ok(unfinished.len())
 }

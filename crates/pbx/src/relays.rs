@@ -2,7 +2,7 @@
 //! steered and stopped when the core asks, with their events funnelled back to it.
 
 use crate::b2bua::{CallKey, LegSide, RelayPorts};
-use hark_media::relay::task::{spawn_relay, PortPool, RelayCommand, RelayOptions, RelayTaskEvent};
+use hark_media::relay::task::{spawn_relay, PortPool, RelayCommand, RelayOptions, RelayTaskEvent, TapPacket};
 use hark_media::{RelayConfig, Side};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,11 +33,13 @@ impl Relays {
     }
 
     /// Binds and starts `streams` relays for a call.
-    pub fn start(&mut self, call: CallKey, streams: usize) -> Result<RelayPorts, String> {
+    /// `tap` gets a copy of the first stream's packets (the audio), for a recorder.
+    pub fn start(&mut self, call: CallKey, streams: usize, mut tap: Option<mpsc::Sender<TapPacket>>) -> Result<RelayPorts, String> {
         let mut ports = Vec::with_capacity(streams);
         let mut commands = Vec::with_capacity(streams);
         for _ in 0..streams {
-            let mut handle = match spawn_relay(&self.pool, self.bind_ip, RelayOptions { config: self.config, tap: None }) {
+            let options = RelayOptions { config: self.config, tap: tap.take() };
+            let mut handle = match spawn_relay(&self.pool, self.bind_ip, options) {
                 Ok(h) => h,
                 Err(e) => {
                     for c in commands {

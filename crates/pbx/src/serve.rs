@@ -5,7 +5,8 @@
 use crate::core::{CoreConfig, CoreEvent, PbxCore};
 use crate::http::{router, Metrics};
 use crate::b2bua::LocalAddrs;
-use crate::persist::{load_state, BindingWriter, CdrWriter};
+use crate::persist::{load_state, BindingWriter, CdrWriter, RecordingWriter};
+use crate::recording::Recorders;
 use crate::relays::Relays;
 use crate::store::Store;
 use hark_sip::transport::{Inbound, SipTransports, Transmit, Transport, TransportConfig};
@@ -67,6 +68,10 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     let settings = store.system_settings()?;
     let now = Instant::now();
     let (directory, location) = load_state(&mut store, now)?;
+    let recovered = crate::persist::recover_recordings(&mut store, &config.data_dir.join("recordings"))?;
+    if recovered > 0 {
+        tracing::warn!(recovered, "recordings left unfinished by the last run were repaired");
+    }
     tracing::info!(
         tenants = directory.tenants().count(),
         users = directory.user_count(),
@@ -113,6 +118,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     core.set_wall_clock(Instant::now(), std::time::SystemTime::now());
     let writer = BindingWriter::start(db.clone())?;
     let cdrs = CdrWriter::start(db.clone())?;
+    let recording_log = RecordingWriter::start(db.clone())?;
+    let mut recorders = Recorders::new(config.data_dir.join("recordings"), recording_log.sender());
     // data_version moves on any other connection's commit, the registration writer's
     // included; config_version moves only when settings, tenants or users change.
     let mut data_version = store.data_version()?;
@@ -197,24 +204,37 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
             let Some(event) = core.poll_event() else { break };
             match event {
                 CoreEvent::Bindings(changes) => writer.send(changes),
-                CoreEvent::RelayStart { call, streams } => {
-                    let ports = relays.start(call, streams);
+                CoreEvent::RelayStart { call, streams, tap } => {
+                    let tap = tap.then(|| recorders.tap(call));
+                    let ports = relays.start(call, streams, tap);
                     core.handle_relay_started(Instant::now(), call, ports);
                 }
+                CoreEvent::RecordStart { call, session, tenant_id, tenant, parties, caller_sdp, callee_sdp, reason } => {
+                    recorders.start(call, &session, tenant_id, &tenant, parties, &caller_sdp, &callee_sdp, reason);
+                }
+                CoreEvent::RecordControl { call, op, source, actor } => recorders.control(call, op, source, actor),
+                CoreEvent::RecordStop { call, reason } => recorders.stop(call, reason),
                 CoreEvent::RelayUpdate { call, stream, side, rtp, rtcp, source_ip, hold } => {
                     relays.update(call, stream, side, rtp, rtcp, source_ip, hold)
                 }
-                CoreEvent::RelayStop { call } => relays.stop(call),
+                CoreEvent::RelayStop { call } => {
+                    relays.stop(call);
+                    recorders.forget(call);
+                }
                 CoreEvent::Cdr(record) => cdrs.send(record),
             }
         }
         publish(&metrics, &core);
+        metrics.recordings_active.store(recorders.active() as u64, Ordering::Relaxed);
     }
     metrics.ready.store(false, Ordering::Relaxed);
     tracing::info!(calls = core.active_calls(), "shutting down: flushing registrations and CDRs");
+    recorders.stop_all("shutdown").await;
+    drop(recorders);
     relays.stop_all();
     writer.finish();
     cdrs.finish();
+    recording_log.finish();
     tracing::info!("stopped");
     Ok(())
 }

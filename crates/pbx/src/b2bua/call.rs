@@ -37,6 +37,7 @@ impl fmt::Display for SessionId {
 pub struct CallKey(pub u64);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub enum LegSide {
     /// The caller's leg: we are its UAS.
     A,
@@ -116,8 +117,14 @@ pub struct Call {
     pub a_ok_deadline: Option<Instant>,
     pub ring_deadline: Option<Instant>,
     /// Client transactions of in-dialog requests we sent: the leg they went to, and the
-    /// request they relay (None for our own, e.g. a BYE).
+    /// request they relay (None for our own, e.g. a BYE or a state INFO).
     pub in_dialog_tx: Vec<(ClientTxId, LegSide, Option<Relayed>)>,
+    /// What the policy said when the call was set up (re-evaluated on party changes).
+    pub decision: crate::policy::Decision,
+    /// The recording's state as phones are told it (X-Recording-State, state INFO).
+    pub recording: hark_recorder::RecordingState,
+    /// Legs that answered a state INFO with 415 or 469: they get no more.
+    pub info_refused: [bool; 2],
     pub cdr: CdrDraft,
 }
 

@@ -47,6 +47,8 @@ impl PbxCore {
             }
             Method::Options => self.reply(now, &id, &req, 200, "OK", vec![Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW))]),
             Method::Refer => self.reply(now, &id, &req, 501, "Not Implemented (transfer)", vec![]),
+            // Media control is for the PBX, never for the other party.
+            Method::Message if self.on_message_in_dialog(now, key, side, &id, &req) => {}
             Method::Invite | Method::Info | Method::Message | Method::Update | Method::Notify => {
                 self.relay_in_dialog(now, key, side, id, req)
             }
@@ -132,7 +134,14 @@ impl PbxCore {
         let Some(pos) = call.in_dialog_tx.iter().position(|(t, ..)| *t == tx) else { return };
         let (_, answered_side, pending) = call.in_dialog_tx.remove(pos);
         self.calls.by_client_tx.remove(&tx);
-        let Some(pending) = pending else { return };
+        let Some(pending) = pending else {
+            // Our own request (a state INFO, a BYE): a phone that does not take the
+            // state INFO is not sent more.
+            if matches!(code, 415 | 469) {
+                call.info_refused[answered_side as usize] = true;
+            }
+            return;
+        };
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
         let is_invite = pending.request.method == Method::Invite;
         // ACK the other leg's 2xx to our re-INVITE at once (the two legs ACK independently).

@@ -63,6 +63,13 @@ impl PbxCore {
             }
         };
         let callee = UserKey { tenant_id: tenant.id, extension: callee_ext };
+        // SPEC §1: what to record, decided now so the callee's INVITE can say it.
+        let decision = crate::policy::decide(
+            self.directory.system(),
+            self.directory.tenant_switches(tenant.id),
+            &[self.directory.party(&caller), self.directory.party(&callee)],
+            crate::policy::CallState { has_video: offer.has_video, ..Default::default() },
+        );
 
         let key = self.calls.next_key();
         let call = Call {
@@ -88,6 +95,8 @@ impl PbxCore {
             a_ok_deadline: None,
             ring_deadline: None,
             in_dialog_tx: Vec::new(),
+            recording: hark_recorder::RecordingState::OFF,
+            info_refused: [false; 2],
             cdr: CdrDraft {
                 started_at: Some(self.wall(now)),
                 a_call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
@@ -95,11 +104,14 @@ impl PbxCore {
                 ..Default::default()
             },
             a_invite: req,
+            decision,
         };
-        tracing::info!(session = %call.session, caller = %call.caller.extension, callee = %call.callee.extension, "call started");
+        tracing::info!(session = %call.session, caller = %call.caller.extension, callee = %call.callee.extension, recording = %call.decision.explain(), "call started");
+        let tap = call.decision.audio;
         self.calls.by_a_tx.insert(id, key);
+        self.calls.by_session.insert(call.session.clone(), key);
         self.calls.calls.insert(key, call);
-        self.events.push_back(CoreEvent::RelayStart { call: key, streams: offer.streams });
+        self.events.push_back(CoreEvent::RelayStart { call: key, streams: offer.streams, tap });
     }
 
     /// Answers an authenticated INVITE that will not become a call, with a CDR saying why.
@@ -158,6 +170,8 @@ impl PbxCore {
         let from_tag = Tag::random();
         let (caller_ext, callee_ext, display, session) =
             (call.caller.extension.clone(), call.callee.extension.clone(), call.caller_display.clone(), call.session.clone());
+        // Before the answer nothing records yet; the header says what will.
+        let planned = planned_state(&call.decision);
         let mut forks = Vec::new();
         for binding in bindings {
             let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
@@ -178,7 +192,7 @@ impl PbxCore {
             headers.push(Header::Contact(rsip::headers::Contact::new(self.local.contact(binding.source.transport))));
             headers.push(Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW)));
             headers.push(Header::Other(X_SESSION_ID.into(), session.to_string()));
-            headers.push(Header::Other(X_RECORDING_STATE.into(), "off".into()));
+            headers.push(Header::Other(X_RECORDING_STATE.into(), planned.to_header_value()));
             headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
             let req = Request { method: Method::Invite, uri, version: rsip::Version::V2, headers, body: offer.clone() };
             match self.tx.send_request(now, req.clone(), binding.source) {
@@ -200,5 +214,14 @@ impl PbxCore {
             call.cdr.b_call_id = Some(b_call_id.to_string());
         }
         self.calls.schedule(deadline, key, TimerKind::Ring);
+    }
+}
+
+/// The recording state a call will have once answered, as its decision says.
+pub(crate) fn planned_state(decision: &crate::policy::Decision) -> hark_recorder::RecordingState {
+    use hark_recorder::MediaRecording::{Off, Recording};
+    hark_recorder::RecordingState {
+        audio: if decision.audio { Recording } else { Off },
+        video: if decision.video { Recording } else { Off },
     }
 }

@@ -25,6 +25,7 @@ pub(crate) struct Offer {
     /// Active media sections: one relay each.
     pub streams: usize,
     pub codec: Option<String>,
+    pub has_video: bool,
 }
 
 pub(crate) fn prepare_offer(req: &Request) -> Result<Offer, Reject> {
@@ -42,7 +43,8 @@ pub(crate) fn prepare_offer(req: &Request) -> Result<Offer, Reject> {
     if streams == 0 {
         return Err(Reject { code: 488, reason: "Not Acceptable Here (no usable media)".into() });
     }
-    Ok(Offer { body: sdp.to_bytes(), streams, codec: first_codec_of(&sdp) })
+    let has_video = sdp.media().iter().any(|m| !m.is_rejected() && m.kind == hark_media::MediaKind::Video);
+    Ok(Offer { body: sdp.to_bytes(), streams, codec: first_codec_of(&sdp), has_video })
 }
 
 /// `sdp` re-anchored on the relay's `ip` and `ports` (one per active section).

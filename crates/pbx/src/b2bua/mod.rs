@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod cdr;
+mod control;
 mod in_dialog;
 mod invite;
 mod media;
@@ -80,6 +81,7 @@ pub struct Calls {
     pub(crate) by_a_tx: HashMap<ServerTxId, CallKey>,
     pub(crate) by_client_tx: HashMap<ClientTxId, CallKey>,
     pub(crate) by_dialog: HashMap<DialogId, (CallKey, LegSide)>,
+    pub(crate) by_session: HashMap<SessionId, CallKey>,
     pub(crate) timers: BinaryHeap<Reverse<(Instant, CallKey, TimerKind)>>,
     next_key: u64,
 }
@@ -111,6 +113,7 @@ impl Calls {
     pub(crate) fn remove(&mut self, key: CallKey) -> Option<Call> {
         let call = self.calls.remove(&key)?;
         self.by_a_tx.remove(&call.a_tx);
+        self.by_session.remove(&call.session);
         for f in &call.forks {
             self.by_client_tx.remove(&f.tx);
         }

@@ -114,13 +114,28 @@ impl PbxCore {
             }
         }
 
+        let tenant_name = self.directory.tenant_name(call.tenant_id);
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        // Recording starts now, with the first media after the answer.
+        call.recording = super::invite::planned_state(&call.decision);
+        if call.decision.audio {
+            self.events.push_back(CoreEvent::RecordStart {
+                call: key,
+                session: call.session.clone(),
+                tenant_id: call.tenant_id,
+                tenant: tenant_name,
+                parties: vec![call.caller.extension.clone(), call.callee.extension.clone()],
+                caller_sdp: call.a_offer.clone(),
+                callee_sdp: resp.body.clone(),
+                reason: call.decision.explain(),
+            });
+        }
         let contact = self.local.contact(call.a_peer.transport);
         let mut ok = response_to(&call.a_invite, status(200, "OK"), Some(&call.a_tag));
         ok.headers.push(Header::Contact(rsip::headers::Contact::new(contact.clone())));
         ok.headers.push(Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW)));
         ok.headers.push(Header::Other(X_SESSION_ID.into(), call.session.to_string()));
-        ok.headers.push(Header::Other(X_RECORDING_STATE.into(), "off".into()));
+        ok.headers.push(Header::Other(X_RECORDING_STATE.into(), call.recording.to_header_value()));
         ok.headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
         ok.body = answer;
         let a_dialog = rsip::headers::Contact::new(contact)
@@ -317,6 +332,9 @@ impl PbxCore {
             codec: cdr.codec.clone(),
         };
         tracing::info!(session = %record.session_id, disposition = record.disposition.as_str(), cause = %record.hangup_cause, "call ended");
+        if call.recording != hark_recorder::RecordingState::OFF {
+            self.events.push_back(CoreEvent::RecordStop { call: key, reason: "hangup".into() });
+        }
         self.events.push_back(CoreEvent::RelayStop { call: key });
         self.events.push_back(CoreEvent::Cdr(record));
     }

@@ -133,7 +133,7 @@ impl Office {
             .events()
             .into_iter()
             .find_map(|e| match e {
-                CoreEvent::RelayStart { call, streams } => {
+                CoreEvent::RelayStart { call, streams, .. } => {
                     assert_eq!(streams, 1);
                     Some(call)
                 }

@@ -38,8 +38,8 @@ pub enum CoreEvent {
     /// Registrations changed; persist them so they survive a restart.
     Bindings(Vec<BindingChange>),
     /// Bind relay ports for `streams` media sections of a new call, then answer with
-    /// `PbxCore::handle_relay_started`.
-    RelayStart { call: CallKey, streams: usize },
+    /// `PbxCore::handle_relay_started`. `tap`: copy its packets for a recorder.
+    RelayStart { call: CallKey, streams: usize, tap: bool },
     /// Where one side of a relayed stream should be sent to (from its SDP); `source_ip`
     /// is that leg's signalling address, from which media is accepted too (a phone behind
     /// NAT writes its private address in SDP); `hold` when no RTP is expected from it.
@@ -56,6 +56,24 @@ pub enum CoreEvent {
     RelayStop { call: CallKey },
     /// A finished call for the CDR.
     Cdr(CallRecord),
+    /// Start recording the call's audio from its relay tap. The SDPs say which payload
+    /// types each side sends (`caller_sdp`: what the caller offered; `callee_sdp`: what
+    /// the callee answered).
+    RecordStart {
+        call: CallKey,
+        session: crate::b2bua::SessionId,
+        tenant_id: i64,
+        /// The tenant's name: recordings are filed under it.
+        tenant: String,
+        parties: Vec<String>,
+        caller_sdp: Vec<u8>,
+        callee_sdp: Vec<u8>,
+        reason: String,
+    },
+    /// Pause or resume the call's recording.
+    RecordControl { call: CallKey, op: hark_recorder::Operation, source: hark_recorder::ControlSource, actor: String },
+    /// Finish the call's recording.
+    RecordStop { call: CallKey, reason: String },
 }
 
 /// Counters for /metrics.
@@ -221,6 +239,7 @@ impl PbxCore {
             Method::Ack => {}
             _ if req.to_tag().ok().flatten().is_some() => self.on_in_dialog(now, id, req, from),
             Method::Invite => self.on_invite(now, id, req, from),
+            Method::Message => self.on_message_out_of_dialog(now, id, req, from),
             _ => {
                 let headers = vec![Header::Allow(rsip::headers::Allow::new(ALLOW))];
                 self.reply(now, &id, &req, 501, "Not Implemented", headers);

@@ -25,6 +25,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         seed: Some(settings::seed_system_settings),
     },
     Migration { version: 2, name: "call detail records", sql: V2_CDR, seed: None },
+    Migration {
+        version: 3,
+        name: "recordings, tenant recording options",
+        sql: V3_RECORDINGS,
+        seed: None,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -233,6 +239,120 @@ CREATE TABLE cdr_parties (
 CREATE INDEX cdr_parties_cdr ON cdr_parties (cdr_id);
 -- Users see their own calls only (SPEC §3): CDRs are looked up by party.
 CREATE INDEX cdr_parties_party ON cdr_parties (party);
+";
+
+/// Version 3: recordings (SPEC §1, §4) and the tenant options that shape them.
+///
+/// The tenant columns are configuration: the existing `tenants_update_bumps_config`
+/// trigger fires on an UPDATE of any column, so changing them moves `config_version`
+/// (ALTER TABLE itself fires no trigger, so the migration does not). The recording tables
+/// are not configuration: no triggers of that kind, so the PBX's recording writer never
+/// makes it reload its caches.
+///
+/// A call may have several recordings (audio and video; policy stopping and starting
+/// again), so `call_session_id` is not unique. `cdr_id` links a recording to its call's
+/// CDR, which is written when the call ends, after the recording row exists: a new
+/// recording takes the id of a CDR already written for its session, and the trigger
+/// below fills it in for recordings waiting when the CDR arrives. (A CDR rewrite is an
+/// upsert that keeps its id, so only inserts need linking.) Readers also fall back to a
+/// lookup by session. Times are unix milliseconds (UTC).
+const V3_RECORDINGS: &str = "
+ALTER TABLE tenants ADD COLUMN recording_layout TEXT NOT NULL DEFAULT 'stereo'
+    CHECK (recording_layout IN ('stereo', 'mono'));
+-- NULL keeps recordings forever.
+ALTER TABLE tenants ADD COLUMN retention_days INTEGER
+    CHECK (retention_days IS NULL OR retention_days BETWEEN 1 AND 36500);
+-- A short beep to the parties when a recording starts.
+ALTER TABLE tenants ADD COLUMN record_start_beep INTEGER NOT NULL DEFAULT 0
+    CHECK (record_start_beep IN (0, 1));
+-- A short tone confirms pause and resume to the party who asked (SPEC §1).
+ALTER TABLE tenants ADD COLUMN pause_confirmation_tone INTEGER NOT NULL DEFAULT 1
+    CHECK (pause_confirmation_tone IN (0, 1));
+
+CREATE TABLE recordings (
+    id               INTEGER PRIMARY KEY,
+    -- The PBX's X-Session-Id of the call (SPEC §1), as in cdr.call_session_id.
+    call_session_id  TEXT NOT NULL CHECK (length(call_session_id) BETWEEN 1 AND 128),
+    cdr_id           INTEGER REFERENCES cdr (id) ON DELETE SET NULL,
+    -- No ON DELETE: a tenant with recordings cannot be deleted by accident.
+    tenant_id        INTEGER NOT NULL REFERENCES tenants (id),
+    -- SPEC §1 rule 2: audio is a WAV file, video an MP4 file.
+    kind             TEXT NOT NULL CHECK (kind IN ('audio', 'video')),
+    format           TEXT NOT NULL CHECK (format IN ('wav', 'mp4')),
+    -- Relative to DIR/recordings, '/'-separated; one file per recording.
+    path             TEXT NOT NULL UNIQUE CHECK (length(path) BETWEEN 1 AND 1024
+                                                 AND substr(path, 1, 1) <> '/'),
+    started_at       INTEGER NOT NULL CHECK (started_at >= 0),
+    ended_at         INTEGER,
+    -- Length of the file (paused stretches are left out of it), once finished.
+    duration_ms      INTEGER CHECK (duration_ms IS NULL OR duration_ms >= 0),
+    status           TEXT NOT NULL DEFAULT 'recording'
+                     CHECK (status IN ('recording', 'paused', 'completed', 'stopped',
+                                       'failed', 'recovered')),
+    -- Why it ended, as a word: 'hangup', 'policy', 'external-to-external', ...
+    stop_reason      TEXT CHECK (stop_reason IS NULL OR length(stop_reason) BETWEEN 1 AND 256),
+    error            TEXT CHECK (error IS NULL OR length(error) BETWEEN 1 AND 1024),
+    layout           TEXT NOT NULL CHECK (layout IN ('stereo', 'mono')),
+    sample_rate      INTEGER NOT NULL CHECK (sample_rate BETWEEN 8000 AND 192000),
+    channels         INTEGER NOT NULL CHECK (channels BETWEEN 1 AND 8),
+    CHECK ((kind = 'audio') = (format = 'wav')),
+    CHECK (ended_at IS NULL OR ended_at >= started_at),
+    -- Running: nothing final yet. Completed or stopped: the end is known. Recovered (the
+    -- file repaired after a crash): its length is known, the moment of the crash is not.
+    CHECK (status NOT IN ('recording', 'paused') OR (ended_at IS NULL AND duration_ms IS NULL)),
+    CHECK (status NOT IN ('completed', 'stopped') OR (ended_at IS NOT NULL AND duration_ms IS NOT NULL)),
+    CHECK (status <> 'recovered' OR duration_ms IS NOT NULL)
+) STRICT;
+
+CREATE INDEX recordings_call_session ON recordings (call_session_id);
+-- Listing is newest first, for all tenants (system admin) or one tenant; retention walks
+-- a tenant's oldest.
+CREATE INDEX recordings_started_at ON recordings (started_at);
+CREATE INDEX recordings_tenant_started_at ON recordings (tenant_id, started_at);
+-- Crash recovery at start looks for the unfinished ones.
+CREATE INDEX recordings_status ON recordings (status);
+-- ON DELETE SET NULL of a CDR finds its recordings without a scan.
+CREATE INDEX recordings_cdr ON recordings (cdr_id);
+
+-- Every party of the recorded call (SPEC §1 rule 3: one recording, linked to every
+-- internal party), so users find their own recordings.
+CREATE TABLE recording_parties (
+    id            INTEGER PRIMARY KEY,
+    recording_id  INTEGER NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+    -- An extension (internal) or a number reached over a trunk (external).
+    party         TEXT NOT NULL CHECK (length(party) BETWEEN 1 AND 256),
+    kind          TEXT NOT NULL CHECK (kind IN ('internal', 'external')),
+    -- The extension's user when the recording started; NULL for external parties and
+    -- after the user is deleted (the recording stays).
+    user_id       INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    UNIQUE (recording_id, party, kind),
+    CHECK (kind = 'internal' OR user_id IS NULL)
+) STRICT;
+CREATE INDEX recording_parties_party ON recording_parties (party);
+CREATE INDEX recording_parties_user ON recording_parties (user_id);
+
+-- The decision trace (SPEC §1 rule 6): what started, paused, resumed or stopped the
+-- recording, by whom, at which offset of the file.
+CREATE TABLE recording_events (
+    id            INTEGER PRIMARY KEY,
+    recording_id  INTEGER NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
+    at            INTEGER NOT NULL CHECK (at >= 0),
+    offset_ms     INTEGER NOT NULL CHECK (offset_ms >= 0),
+    event         TEXT NOT NULL CHECK (event IN ('start', 'pause', 'resume', 'stop',
+                                                 'recovered', 'failed')),
+    source        TEXT NOT NULL CHECK (source IN ('dtmf', 'info', 'inband', 'message',
+                                                  'policy', 'system')),
+    actor         TEXT NOT NULL CHECK (length(actor) BETWEEN 1 AND 256),
+    reason        TEXT NOT NULL CHECK (length(reason) <= 1024)
+) STRICT;
+-- In order of writing (the rowid is part of every index).
+CREATE INDEX recording_events_recording ON recording_events (recording_id);
+
+CREATE TRIGGER cdr_insert_links_recordings AFTER INSERT ON cdr
+    BEGIN
+        UPDATE recordings SET cdr_id = NEW.id
+        WHERE call_session_id = NEW.call_session_id AND cdr_id IS NULL;
+    END;
 ";
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Persistent state of the PBX: system settings, tenants, users, registrar bindings and
-//! call detail records.
+//! Persistent state of the PBX: system settings, tenants, users, registrar bindings, call
+//! detail records and recordings.
 //!
 //! One SQLite file in WAL mode. The admin CLI writes to it while `hark pbx serve` runs, so
 //! every connection waits on locks (busy timeout) instead of failing, write transactions
@@ -14,9 +14,12 @@
 //! async worker threads for batch writes: a write may wait up to the busy timeout.
 
 mod bindings;
+// `#[macro_use]`: recordings.rs declares its words with cdr.rs's `text_enum!`.
+#[macro_use]
 mod cdr;
 mod error;
 mod migrations;
+mod recordings;
 mod settings;
 mod tenants;
 mod users;
@@ -37,6 +40,13 @@ pub use cdr::{
     format_rfc3339_ms,
 };
 pub use error::StoreError;
+pub use recordings::{
+    ControlSourceKind, Finish, MAX_RECORDING_PATH_LEN, MAX_RECORDING_REASON_LEN,
+    MAX_RECORDING_TEXT_LEN, MAX_RETENTION_DAYS, NewRecording, NewRecordingEvent,
+    RECORDING_SAMPLE_RATES, Recording, RecordingBatch, RecordingEvent, RecordingEventKind,
+    RecordingFilter, RecordingFormat, RecordingId, RecordingKind, RecordingLayout,
+    RecordingParty, RecordingStatus, TenantRecordingOptions, validate_recording_path,
+};
 pub use settings::SystemSettings;
 pub use tenants::{Tenant, TenantId};
 pub use users::{NewUser, Role, User, UserId};

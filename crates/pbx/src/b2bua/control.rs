@@ -1,0 +1,140 @@
+//! Recording control during a call (SPEC §1): the media-control MESSAGE in and out of
+//! dialog, the state phones are told (X-Recording-State, state INFO), and the events that
+//! make the recorder pause and resume. The PBX consumes these MESSAGEs; it never relays
+//! them to the other party.
+
+use super::call::{CallState, LegSide};
+use super::CallKey;
+use crate::core::{CoreEvent, PbxCore};
+use crate::registrar::UserKey;
+use hark_recorder::{ControlSource, Operation};
+use hark_sip::dialog::top_via;
+use hark_sip::rsip::headers::UntypedHeader;
+use hark_sip::rsip::message::HeadersExt;
+use hark_sip::rsip::{self, Header, Method, Request};
+use hark_sip::transaction::ServerTxId;
+use hark_sip::transport::Peer;
+use hark_sip::{Branch, NameAddr, SipHeaders};
+use std::time::Instant;
+
+pub(crate) const JSON_TYPE: &str = "application/x-media-control+json";
+pub(crate) const TEXT_TYPE: &str = "application/x-media-control";
+
+
+impl PbxCore {
+    /// A MESSAGE with no To tag: the JSON form naming a session, or the text form
+    /// naming the call by its Call-ID (some clients send it so).
+    pub(crate) fn on_message_out_of_dialog(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
+        // Who is asking: the From user, digest-authenticated, before anything is revealed.
+        let sender = req.from_header().ok().and_then(|h| {
+            let n = NameAddr::parse(h.value()).ok()?;
+            Some((n.uri_user()?.to_owned(), n.uri_hostport().to_owned()))
+        });
+        let Some((ext, host)) = sender else {
+            return self.reply(now, &id, &req, 400, "Malformed From", vec![]);
+        };
+        let Some(tenant) = self.directory.tenant_for_host(&host).cloned() else {
+            return self.reply(now, &id, &req, 404, "Not Found", vec![]);
+        };
+        let user = UserKey { tenant_id: tenant.id, extension: ext };
+        if !self.authenticate(now, &id, &req, from, &tenant.domain, &user, true) {
+            return;
+        }
+        let content_type = req.content_type().unwrap_or_default();
+        let target = match content_type.as_str() {
+            JSON_TYPE => match hark_recorder::parse_json_body(&req.body) {
+                Ok(c) => Ok((c.operation, self.calls.by_session.iter().find(|(s, _)| s.as_str() == c.session_id).map(|(_, k)| *k))),
+                Err(e) => Err((e.status_code(), e.reason_phrase())),
+            },
+            TEXT_TYPE => match hark_recorder::parse_text_body(&req.body) {
+                Ok(op) => {
+                    let call_id = req.call_id().map(|c| c.to_string()).unwrap_or_default();
+                    let key = self.calls.calls.values().find(|c| c.cdr.a_call_id == call_id || c.cdr.b_call_id.as_deref() == Some(call_id.as_str())).map(|c| c.key);
+                    Ok((op, key))
+                }
+                Err(e) => Err((e.status_code(), e.reason_phrase())),
+            },
+            _ => Err((415, "Unsupported Media Type".to_owned())),
+        };
+        let (op, key) = match target {
+            Ok(t) => t,
+            Err((code, reason)) => return self.reply(now, &id, &req, code, &reason, vec![]),
+        };
+        // A session that does not exist and one the user is not a party of look the same.
+        let party = key.filter(|k| {
+            self.calls.calls.get(k).is_some_and(|c| c.state == CallState::Answered && (c.caller == user || c.callee == user))
+        });
+        let Some(key) = party else {
+            return self.reply(now, &id, &req, 404, "Not Found", vec![]);
+        };
+        self.apply_control(now, key, op, ControlSource::Message, &user.extension);
+        self.reply(now, &id, &req, 200, "OK", vec![]);
+    }
+
+    /// A media-control MESSAGE inside the call's dialog (text body; the JSON form too).
+    /// True when it was one and has been answered.
+    pub(crate) fn on_message_in_dialog(&mut self, now: Instant, key: CallKey, side: LegSide, id: &ServerTxId, req: &Request) -> bool {
+        let content_type = req.content_type().unwrap_or_default();
+        let op = match content_type.as_str() {
+            TEXT_TYPE => hark_recorder::parse_text_body(&req.body),
+            JSON_TYPE => hark_recorder::parse_json_body(&req.body).map(|c| c.operation),
+            _ => return false,
+        };
+        match op {
+            Err(e) => self.reply(now, id, req, e.status_code(), &e.reason_phrase(), vec![]),
+            Ok(op) => {
+                let actor = self.calls.calls.get(&key).map(|c| match side {
+                    LegSide::A => c.caller.extension.clone(),
+                    LegSide::B => c.callee.extension.clone(),
+                });
+                self.apply_control(now, key, op, ControlSource::Message, &actor.unwrap_or_default());
+                self.reply(now, id, req, 200, "OK", vec![]);
+            }
+        }
+        true
+    }
+
+    /// Applies a pause or resume: pausing a paused recording (or one that is off) is a
+    /// no-op that still succeeds. A change reaches the recorder and both phones.
+    pub(crate) fn apply_control(&mut self, now: Instant, key: CallKey, op: Operation, source: ControlSource, actor: &str) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        if !call.recording.apply(op) {
+            return;
+        }
+        tracing::info!(session = %call.session, op = op.as_str(), source = source.as_str(), actor, "recording control");
+        self.events.push_back(CoreEvent::RecordControl { call: key, op, source, actor: actor.to_owned() });
+        self.send_state_info(now, key);
+    }
+
+    /// Tells both phones the recording state (a Hark extension; phones that answer 415 or
+    /// 469 are not told again).
+    pub(crate) fn send_state_info(&mut self, now: Instant, key: CallKey) {
+        let local = self.local;
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let body = call.recording.to_info_json(call.session.as_str());
+        let mut out = Vec::new();
+        for side in [LegSide::A, LegSide::B] {
+            if call.info_refused[side as usize] {
+                continue;
+            }
+            let (dialog, peer) = match side {
+                LegSide::A => (call.a_dialog.as_mut(), Some(call.a_peer)),
+                LegSide::B => (call.b_dialog.as_mut(), call.b_peer),
+            };
+            let (Some(dialog), Some(peer)) = (dialog, peer) else { continue };
+            let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
+            let Ok(mut info) = dialog.create_request(Method::Info, via) else { continue };
+            info.headers.push(Header::ContentType(rsip::headers::ContentType::new(JSON_TYPE)));
+            info.body = body.clone();
+            out.push((info, peer, side));
+        }
+        for (info, peer, side) in out {
+            if let Ok(tx) = self.tx.send_request(now, info, peer) {
+                if let Some(call) = self.calls.calls.get_mut(&key) {
+                    call.in_dialog_tx.push((tx, side, None));
+                }
+                self.calls.by_client_tx.insert(tx, key);
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The serve loop's side of recording: one tokio task per recorded call, fed by the
+//! call's relay tap, driving a sans-IO `CallRecorder` (hark-recorder) and reporting to
+//! the recordings writer. The SIP task never touches a file.
+
+use crate::b2bua::{CallKey, SessionId};
+use hark_media::relay::task::TapPacket;
+use hark_media::{PacketKind, Sdp};
+use hark_recorder::{CallRecorder, ControlSource, Operation, RecorderConfig, RecorderEvent, SideCodecs, WavOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Tap packets buffered per call: ten seconds of two 20 ms streams.
+pub const TAP_QUEUE: usize = 1024;
+
+/// What the recorder tasks report, in order, for the recordings writer.
+#[derive(Debug, Clone)]
+pub enum RecordingLog {
+    Started {
+        id: RecordingKey,
+        session: String,
+        tenant_id: i64,
+        parties: Vec<String>,
+        /// Relative to the recordings directory.
+        path: String,
+        started_at_ms: i64,
+        sample_rate: u32,
+        channels: u16,
+        reason: String,
+    },
+    Event { id: RecordingKey, at_ms: i64, offset_ms: u64, kind: &'static str, source: ControlSource, actor: String, reason: String },
+    Finished { id: RecordingKey, at_ms: i64, duration_ms: u64, status: &'static str, reason: String, error: Option<String> },
+}
+
+/// Names one recording across the log: the call session and a counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordingKey {
+    pub session: String,
+    pub seq: u32,
+}
+
+#[derive(Debug)]
+enum Command {
+    Control { op: Operation, source: ControlSource, actor: String },
+    Stop { reason: String },
+}
+
+pub struct Recorders {
+    root: PathBuf,
+    waiting: HashMap<CallKey, mpsc::Receiver<TapPacket>>,
+    active: HashMap<CallKey, mpsc::UnboundedSender<Command>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    log: std::sync::mpsc::Sender<RecordingLog>,
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Recorders {
+    pub fn new(root: PathBuf, log: std::sync::mpsc::Sender<RecordingLog>) -> Self {
+        Self { root, waiting: HashMap::new(), active: HashMap::new(), tasks: Vec::new(), log }
+    }
+
+    /// A tap for a call that may be recorded once answered.
+    pub fn tap(&mut self, call: CallKey) -> mpsc::Sender<TapPacket> {
+        let (tx, rx) = mpsc::channel(TAP_QUEUE);
+        self.waiting.insert(call, rx);
+        tx
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(&mut self, call: CallKey, session: &SessionId, tenant_id: i64, tenant: &str, parties: Vec<String>, caller_sdp: &[u8], callee_sdp: &[u8], reason: String) {
+        let Some(tap) = self.waiting.remove(&call) else {
+            tracing::error!(session = %session, "no media tap for a call to record");
+            return;
+        };
+        let codecs = |sdp: &[u8]| Sdp::parse(sdp).ok().and_then(|s| s.audio()).map(|a| SideCodecs::from_formats(&a.formats)).unwrap_or_default();
+        let (a, b) = (codecs(caller_sdp), codecs(callee_sdp));
+        let now = SystemTime::now();
+        let relative = relative_path(tenant, session.as_str(), now);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.active.insert(call, tx);
+        let job = Job {
+            id: RecordingKey { session: session.to_string(), seq: 1 },
+            tenant_id,
+            parties,
+            path: self.root.join(&relative),
+            relative,
+            reason,
+            log: self.log.clone(),
+        };
+        self.tasks.retain(|t| !t.is_finished());
+        self.tasks.push(tokio::spawn(job.run(tap, rx, a, b)));
+    }
+
+    pub fn control(&self, call: CallKey, op: Operation, source: ControlSource, actor: String) {
+        if let Some(tx) = self.active.get(&call) {
+            let _ = tx.send(Command::Control { op, source, actor });
+        }
+    }
+
+    pub fn stop(&mut self, call: CallKey, reason: String) {
+        self.waiting.remove(&call);
+        if let Some(tx) = self.active.remove(&call) {
+            let _ = tx.send(Command::Stop { reason });
+        }
+    }
+
+    /// The call ended: a tap nobody started recording from is dropped.
+    pub fn forget(&mut self, call: CallKey) {
+        self.waiting.remove(&call);
+    }
+
+    /// Stops every recording and waits (bounded) for their files to be finalized.
+    pub async fn stop_all(&mut self, reason: &str) {
+        let calls: Vec<CallKey> = self.active.keys().copied().collect();
+        for c in calls {
+            self.stop(c, reason.to_owned());
+        }
+        for task in self.tasks.drain(..) {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), task).await.is_err() {
+                tracing::error!("a recording did not finish in time; it will be repaired at the next start");
+            }
+        }
+    }
+}
+
+/// TENANT/YYYY/MM/DD/SESSION-HHMMSS.wav, as issue 4 lays recordings out.
+fn relative_path(tenant: &str, session: &str, at: SystemTime) -> String {
+    let stamp = crate::store::format_rfc3339_ms(unix_ms(at)); // 2026-11-27T21:13:20.123Z
+    let (date, time) = stamp.split_once('T').unwrap_or((&stamp, "000000"));
+    let date = date.replace('-', "/");
+    let time: String = time.chars().filter(char::is_ascii_digit).take(6).collect();
+    let tenant: String = tenant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    format!("{tenant}/{date}/{session}-{time}.wav")
+}
+
+struct Job {
+    id: RecordingKey,
+    tenant_id: i64,
+    parties: Vec<String>,
+    path: PathBuf,
+    relative: String,
+    reason: String,
+    log: std::sync::mpsc::Sender<RecordingLog>,
+}
+
+impl Job {
+    async fn run(self, mut tap: mpsc::Receiver<TapPacket>, mut commands: mpsc::UnboundedReceiver<Command>, a: SideCodecs, b: SideCodecs) {
+        let created = create_dirs(&self.path).map_err(|e| e.to_string()).and_then(|_| {
+            CallRecorder::create_wav(&self.path, &WavOptions::default(), RecorderConfig::default(), a, b, Instant::now()).map_err(|e| e.to_string())
+        });
+        let started_at_ms = unix_ms(SystemTime::now());
+        let mut recorder = match created {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::error!(path = %self.path.display(), %error, "cannot create a recording");
+                let _ = self.log.send(RecordingLog::Started {
+                    id: self.id.clone(),
+                    session: self.id.session.clone(),
+                    tenant_id: self.tenant_id,
+                    parties: self.parties.clone(),
+                    path: self.relative.clone(),
+                    started_at_ms,
+                    sample_rate: 0,
+                    channels: 0,
+                    reason: self.reason.clone(),
+                });
+                let _ = self.log.send(RecordingLog::Finished { id: self.id, at_ms: started_at_ms, duration_ms: 0, status: "failed", reason: "error".into(), error: Some(error) });
+                return;
+            }
+        };
+        let _ = self.log.send(RecordingLog::Started {
+            id: self.id.clone(),
+            session: self.id.session.clone(),
+            tenant_id: self.tenant_id,
+            parties: self.parties.clone(),
+            path: self.relative.clone(),
+            started_at_ms,
+            sample_rate: recorder.rate(),
+            channels: recorder.channels(),
+            reason: self.reason.clone(),
+        });
+        let reason = loop {
+            let deadline = recorder.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                packet = tap.recv() => match packet {
+                    Some(p) if p.kind == PacketKind::Rtp => recorder.handle_packet(p.at, p.from_side, &p.data),
+                    Some(_) => {}
+                    // The relay is gone: the call ended.
+                    None => break "hangup".to_owned(),
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Control { op, source, actor }) => {
+                        let now = Instant::now();
+                        if op.is_pause() { recorder.pause(now, source, &actor); } else { recorder.resume(now, source, &actor); }
+                    }
+                    Some(Command::Stop { reason }) => break reason,
+                    None => break "shutdown".to_owned(),
+                },
+                _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                    recorder.handle_timeout(Instant::now());
+                }
+            }
+            self.drain(&mut recorder);
+        };
+        // Packets still queued belong to the recording.
+        while let Ok(p) = tap.try_recv() {
+            if p.kind == PacketKind::Rtp {
+                recorder.handle_packet(p.at, p.from_side, &p.data);
+            }
+        }
+        let summary = recorder.finish(Instant::now());
+        self.drain(&mut recorder);
+        let (status, error) = match summary.failure {
+            Some(e) => ("failed", Some(e)),
+            None => ("completed", None),
+        };
+        tracing::info!(path = %self.path.display(), duration_ms = summary.duration_ms, paused_ms = summary.paused_ms, status, "recording finished");
+        let _ = self.log.send(RecordingLog::Finished { id: self.id, at_ms: unix_ms(SystemTime::now()), duration_ms: summary.duration_ms, status, reason, error });
+    }
+
+    fn drain(&self, recorder: &mut CallRecorder) {
+        while let Some(ev) = recorder.poll_event() {
+            let at_ms = unix_ms(SystemTime::now());
+            let entry = match ev {
+                RecorderEvent::Started { .. } => continue,
+                RecorderEvent::Paused { offset_ms, source, actor, .. } => {
+                    RecordingLog::Event { id: self.id.clone(), at_ms, offset_ms, kind: "pause", source, actor, reason: String::new() }
+                }
+                RecorderEvent::Resumed { offset_ms, source, actor, .. } => {
+                    RecordingLog::Event { id: self.id.clone(), at_ms, offset_ms, kind: "resume", source, actor, reason: String::new() }
+                }
+                RecorderEvent::Failed { offset_ms, error } => RecordingLog::Event {
+                    id: self.id.clone(),
+                    at_ms,
+                    offset_ms,
+                    kind: "failed",
+                    source: ControlSource::Policy,
+                    actor: "system".into(),
+                    reason: error,
+                },
+            };
+            let _ = self.log.send(entry);
+        }
+    }
+}
+
+fn create_dirs(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recordings_are_filed_by_tenant_and_date() {
+        let at = UNIX_EPOCH + std::time::Duration::from_millis(1_795_810_201_026);
+        assert_eq!(relative_path("office", "123", at), "office/2026/11/27/123-201001.wav");
+        assert_eq!(relative_path("a b/..", "1", at), "a_b___/2026/11/27/1-201001.wav");
+    }
+}
