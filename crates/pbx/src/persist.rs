@@ -407,3 +407,36 @@ pub fn recover_recordings(store: &mut Store, root: &std::path::Path) -> Result<u
     }
     Ok(unfinished.len())
 }
+
+/// Deletes recordings older than their tenant's `retention_days` (files, then rows).
+/// Returns how many went. Runs on a blocking thread, hourly.
+pub fn purge_expired_recordings(db: &std::path::Path, root: &std::path::Path) -> Result<usize, StoreError> {
+    let mut store = Store::open(db)?;
+    let now = unix_ms(SystemTime::now());
+    let mut purged = 0;
+    for tenant in store.list_tenants()? {
+        let Some(days) = store.tenant_recording_options(tenant.id)?.retention_days else { continue };
+        let cutoff = now - i64::from(days) * 86_400_000;
+        loop {
+            let old = store.recordings_older_than(tenant.id, cutoff, 500)?;
+            if old.is_empty() {
+                break;
+            }
+            for r in old {
+                let path = root.join(&r.path);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        // Keep the row so the file is not orphaned; try again next time.
+                        tracing::error!(path = %path.display(), error = %e, "cannot delete an expired recording");
+                        return Ok(purged);
+                    }
+                }
+                store.delete_recording(r.id)?;
+                purged += 1;
+            }
+        }
+    }
+    Ok(purged)
+}

@@ -4,7 +4,9 @@
 
 use crate::b2bua::{CallKey, SessionId};
 use hark_media::relay::task::TapPacket;
-use hark_media::{PacketKind, Sdp};
+use hark_media::dtmf::{FeatureCode, FeatureCodes, InbandDetector, Rfc4733Tracker};
+use hark_media::packet::{peek_rtp, rtp_payload};
+use hark_media::{PacketKind, Sdp, Side};
 use hark_recorder::{CallRecorder, ControlSource, Operation, RecorderConfig, RecorderEvent, SideCodecs, WavOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,69 @@ pub struct RecordingKey {
     pub seq: u32,
 }
 
+/// Feature codes (*48/*49) typed on a recorded call, seen in its media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureCodeSeen {
+    pub call: CallKey,
+    pub side: Side,
+    pub code: FeatureCode,
+    pub source: ControlSource,
+}
+
+/// Watches one side's RTP for feature codes: RFC 4733 events when telephone-event was
+/// negotiated (then in-band tones are not also counted), else DTMF tones in G.711 audio.
+struct DtmfWatch {
+    te_pt: Option<u8>,
+    g711: HashMap<u8, bool>, // payload type → µ-law (true) or A-law
+    tracker: Rfc4733Tracker,
+    inband: Option<InbandDetector>,
+    codes: FeatureCodes,
+    pcm: Vec<i16>,
+    origin: Instant,
+}
+
+impl DtmfWatch {
+    fn from_sdp(sdp: &[u8], origin: Instant) -> Self {
+        let audio = Sdp::parse(sdp).ok().and_then(|s| s.audio());
+        let te_pt = audio.as_ref().and_then(|a| a.telephone_event_pt(8000));
+        let g711: HashMap<u8, bool> = audio
+            .iter()
+            .flat_map(|a| a.formats.iter())
+            .filter_map(|f| match f.name.to_ascii_uppercase().as_str() {
+                "PCMU" => Some((f.pt, true)),
+                "PCMA" => Some((f.pt, false)),
+                _ => None,
+            })
+            .collect();
+        let inband = if te_pt.is_none() { InbandDetector::new(8000).ok() } else { None };
+        Self { te_pt, g711, tracker: Rfc4733Tracker::new(), inband, codes: FeatureCodes::new(), pcm: Vec::with_capacity(480), origin }
+    }
+
+    fn push(&mut self, at: Instant, rtp: &[u8]) -> Option<(FeatureCode, ControlSource)> {
+        let header = peek_rtp(rtp)?;
+        let payload = rtp_payload(rtp)?;
+        let at_ms = at.saturating_duration_since(self.origin).as_millis() as u64;
+        if Some(header.payload_type) == self.te_pt {
+            let digit = self.tracker.push(header.timestamp, payload)?;
+            return self.codes.push(digit, at_ms).map(|c| (c, ControlSource::Dtmf));
+        }
+        let (inband, &ulaw) = (self.inband.as_mut()?, self.g711.get(&header.payload_type)?);
+        self.pcm.clear();
+        if ulaw {
+            hark_media::codec::g711::decode_ulaw(payload, &mut self.pcm);
+        } else {
+            hark_media::codec::g711::decode_alaw(payload, &mut self.pcm);
+        }
+        let mut found = None;
+        for d in inband.push(&self.pcm) {
+            if let Some(code) = self.codes.push(d.digit, at_ms) {
+                found = Some((code, ControlSource::Inband));
+            }
+        }
+        found
+    }
+}
+
 #[derive(Debug)]
 enum Command {
     Control { op: Operation, source: ControlSource, actor: String },
@@ -48,6 +113,7 @@ enum Command {
 
 pub struct Recorders {
     root: PathBuf,
+    codes: mpsc::UnboundedSender<FeatureCodeSeen>,
     waiting: HashMap<CallKey, mpsc::Receiver<TapPacket>>,
     active: HashMap<CallKey, mpsc::UnboundedSender<Command>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -59,8 +125,9 @@ fn unix_ms(t: SystemTime) -> i64 {
 }
 
 impl Recorders {
-    pub fn new(root: PathBuf, log: std::sync::mpsc::Sender<RecordingLog>) -> Self {
-        Self { root, waiting: HashMap::new(), active: HashMap::new(), tasks: Vec::new(), log }
+    /// `codes` receives the feature codes typed on recorded calls.
+    pub fn new(root: PathBuf, log: std::sync::mpsc::Sender<RecordingLog>, codes: mpsc::UnboundedSender<FeatureCodeSeen>) -> Self {
+        Self { root, codes, waiting: HashMap::new(), active: HashMap::new(), tasks: Vec::new(), log }
     }
 
     /// A tap for a call that may be recorded once answered.
@@ -86,7 +153,11 @@ impl Recorders {
         let relative = relative_path(tenant, session.as_str(), now);
         let (tx, rx) = mpsc::unbounded_channel();
         self.active.insert(call, tx);
+        let origin = Instant::now();
         let job = Job {
+            call,
+            dtmf: [DtmfWatch::from_sdp(caller_sdp, origin), DtmfWatch::from_sdp(callee_sdp, origin)],
+            codes: self.codes.clone(),
             id: RecordingKey { session: session.to_string(), seq: 1 },
             tenant_id,
             parties,
@@ -142,6 +213,9 @@ fn relative_path(tenant: &str, session: &str, at: SystemTime) -> String {
 }
 
 struct Job {
+    call: CallKey,
+    dtmf: [DtmfWatch; 2],
+    codes: mpsc::UnboundedSender<FeatureCodeSeen>,
     id: RecordingKey,
     tenant_id: i64,
     parties: Vec<String>,
@@ -152,7 +226,7 @@ struct Job {
 }
 
 impl Job {
-    async fn run(self, mut tap: mpsc::Receiver<TapPacket>, mut commands: mpsc::UnboundedReceiver<Command>, a: SideCodecs, b: SideCodecs) {
+    async fn run(mut self, mut tap: mpsc::Receiver<TapPacket>, mut commands: mpsc::UnboundedReceiver<Command>, a: SideCodecs, b: SideCodecs) {
         let created = create_dirs(&self.path).map_err(|e| e.to_string()).and_then(|_| {
             CallRecorder::create_wav(&self.path, &WavOptions::default(), RecorderConfig::default(), a, b, Instant::now()).map_err(|e| e.to_string())
         });
@@ -191,7 +265,13 @@ impl Job {
             let deadline = recorder.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 packet = tap.recv() => match packet {
-                    Some(p) if p.kind == PacketKind::Rtp => recorder.handle_packet(p.at, p.from_side, &p.data),
+                    Some(p) if p.kind == PacketKind::Rtp => {
+                        recorder.handle_packet(p.at, p.from_side, &p.data);
+                        let watch = &mut self.dtmf[if p.from_side == Side::A { 0 } else { 1 }];
+                        if let Some((code, source)) = watch.push(p.at, &p.data) {
+                            let _ = self.codes.send(FeatureCodeSeen { call: self.call, side: p.from_side, code, source });
+                        }
+                    }
                     Some(_) => {}
                     // The relay is gone: the call ended.
                     None => break "hangup".to_owned(),

@@ -119,7 +119,8 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     let writer = BindingWriter::start(db.clone())?;
     let cdrs = CdrWriter::start(db.clone())?;
     let recording_log = RecordingWriter::start(db.clone())?;
-    let mut recorders = Recorders::new(config.data_dir.join("recordings"), recording_log.sender());
+    let (codes_tx, mut codes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut recorders = Recorders::new(config.data_dir.join("recordings"), recording_log.sender(), codes_tx);
     // data_version moves on any other connection's commit, the registration writer's
     // included; config_version moves only when settings, tenants or users change.
     let mut data_version = store.data_version()?;
@@ -135,6 +136,22 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     metrics.ready.store(true, Ordering::Relaxed);
 
     let mut transports = transports;
+    // Retention: hourly, off the SIP task (deleting files and rows is slow work).
+    let purge_db = db.clone();
+    let purge_root = config.data_dir.join("recordings");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let (db, root) = (purge_db.clone(), purge_root.clone());
+            match tokio::task::spawn_blocking(move || crate::persist::purge_expired_recordings(&db, &root)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(purged = n, "expired recordings deleted (tenant retention)"),
+                Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+                Err(e) => tracing::error!(error = %e, "retention purge panicked"),
+            }
+        }
+    });
     let mut directory_tick = tokio::time::interval(DIRECTORY_POLL);
     directory_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -152,6 +169,10 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
             }
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                 core.handle_timeout(Instant::now());
+            }
+            Some(seen) = codes_rx.recv() => {
+                let side = if seen.side == hark_media::Side::A { crate::b2bua::LegSide::A } else { crate::b2bua::LegSide::B };
+                core.handle_feature_code(Instant::now(), seen.call, side, seen.code, seen.source);
             }
             Some((call, event)) = relays.next_event() => {
                 match event {

@@ -125,6 +125,8 @@ pub struct Call {
     pub recording: hark_recorder::RecordingState,
     /// Legs that answered a state INFO with 415 or 469: they get no more.
     pub info_refused: [bool; 2],
+    /// Feature codes typed as SIP INFO digits, per leg.
+    pub info_codes: [hark_media::dtmf::FeatureCodes; 2],
     pub cdr: CdrDraft,
 }
 

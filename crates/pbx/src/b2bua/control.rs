@@ -94,6 +94,34 @@ impl PbxCore {
         true
     }
 
+    /// A feature code (*48 pause, *49 resume) typed by one side of a call, seen in its
+    /// media (RFC 4733 or in-band) or in SIP INFO.
+    pub fn handle_feature_code(&mut self, now: Instant, key: CallKey, side: LegSide, code: hark_media::dtmf::FeatureCode, source: ControlSource) {
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        let actor = match side {
+            LegSide::A => call.caller.extension.clone(),
+            LegSide::B => call.callee.extension.clone(),
+        };
+        let op = match code {
+            hark_media::dtmf::FeatureCode::Pause => Operation::PauseAudio,
+            hark_media::dtmf::FeatureCode::Resume => Operation::ResumeAudio,
+        };
+        self.apply_control(now, key, op, source, &actor);
+    }
+
+    /// A DTMF digit carried by SIP INFO (application/dtmf-relay or application/dtmf).
+    /// The INFO itself is still relayed to the other party.
+    pub(crate) fn on_info_digit(&mut self, now: Instant, key: CallKey, side: LegSide, req: &Request) {
+        let content_type = req.content_type().unwrap_or_default();
+        let Ok(Some(digit)) = hark_media::dtmf::parse_info_body(&content_type, &req.body) else { return };
+        let at_ms = now.saturating_duration_since(self.wall_base_instant()).as_millis() as u64;
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let codes = &mut call.info_codes[side as usize];
+        if let Some(code) = codes.push(digit, at_ms) {
+            self.handle_feature_code(now, key, side, code, ControlSource::Info);
+        }
+    }
+
     /// Applies a pause or resume: pausing a paused recording (or one that is off) is a
     /// no-op that still succeeds. A change reaches the recorder and both phones.
     pub(crate) fn apply_control(&mut self, now: Instant, key: CallKey, op: Operation, source: ControlSource, actor: &str) {

@@ -49,7 +49,11 @@ impl PbxCore {
             Method::Refer => self.reply(now, &id, &req, 501, "Not Implemented (transfer)", vec![]),
             // Media control is for the PBX, never for the other party.
             Method::Message if self.on_message_in_dialog(now, key, side, &id, &req) => {}
-            Method::Invite | Method::Info | Method::Message | Method::Update | Method::Notify => {
+            Method::Info => {
+                self.on_info_digit(now, key, side, &req);
+                self.relay_in_dialog(now, key, side, id, req)
+            }
+            Method::Invite | Method::Message | Method::Update | Method::Notify => {
                 self.relay_in_dialog(now, key, side, id, req)
             }
             _ => self.reply(now, &id, &req, 405, "Method Not Allowed", vec![Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW))]),

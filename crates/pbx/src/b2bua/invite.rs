@@ -97,6 +97,7 @@ impl PbxCore {
             in_dialog_tx: Vec::new(),
             recording: hark_recorder::RecordingState::OFF,
             info_refused: [false; 2],
+            info_codes: [hark_media::dtmf::FeatureCodes::new(), hark_media::dtmf::FeatureCodes::new()],
             cdr: CdrDraft {
                 started_at: Some(self.wall(now)),
                 a_call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),

@@ -132,6 +132,11 @@ impl PbxCore {
         self.wall_base = (now, wall);
     }
 
+    /// The instant the wall clock was anchored at (a fixed origin for digit timing).
+    pub(crate) fn wall_base_instant(&self) -> Instant {
+        self.wall_base.0
+    }
+
     pub(crate) fn wall(&self, now: Instant) -> SystemTime {
         self.wall_base.1 + now.saturating_duration_since(self.wall_base.0)
     }

@@ -260,9 +260,11 @@ pub struct Finish {
     pub duration_ms: u64,
     /// `Completed`, `Stopped` or `Failed`.
     pub status: RecordingStatus,
-    /// Why it ended, as a word: "hangup", "policy", "external-to-external", ...
+    /// Why it ended, as a word: "hangup", "policy", "external-to-external", ... At most
+    /// `MAX_RECORDING_TEXT_LEN` bytes; empty is the same as `None`.
     pub stop_reason: Option<String>,
-    /// What went wrong; required for `Failed`.
+    /// What went wrong; required for `Failed`. At most `MAX_RECORDING_REASON_LEN` bytes;
+    /// empty is the same as `None`.
     pub error: Option<String>,
     pub source: ControlSourceKind,
     pub actor: String,
@@ -790,21 +792,24 @@ impl RecordingBatch<'_> {
         };
         check_time("ended_at", f.ended_at).map_err(&bad)?;
         check_ms("duration_ms", f.duration_ms).map_err(&bad)?;
-        if let Some(r) = &f.stop_reason {
+        // Empty texts are absent ones.
+        let stop_reason = f.stop_reason.as_deref().filter(|r| !r.is_empty());
+        let error = f.error.as_deref().filter(|e| !e.is_empty());
+        if let Some(r) = stop_reason {
             check_text("stop_reason", r, 1, MAX_RECORDING_TEXT_LEN).map_err(&bad)?;
         }
-        if let Some(e) = &f.error {
+        if let Some(e) = error {
             check_text("error", e, 1, MAX_RECORDING_REASON_LEN).map_err(&bad)?;
         }
-        if f.status == RecordingStatus::Failed && f.error.is_none() {
+        if f.status == RecordingStatus::Failed && error.is_none() {
             return Err(bad("a failed recording needs its error".into()));
         }
         check_cause(&f.actor, &f.reason).map_err(&bad)?;
-        let reason = [Some(&f.reason), f.stop_reason.as_ref(), f.error.as_ref()]
+        let reason = [Some(f.reason.as_str()), stop_reason, error]
             .into_iter()
             .flatten()
             .find(|r| !r.is_empty())
-            .map_or("", String::as_str);
+            .unwrap_or("");
         self.atomic(|conn| {
             let s = state(conn, id)?;
             running(id, &s, "finish")?;
@@ -824,8 +829,8 @@ impl RecordingBatch<'_> {
                 f.status.as_str(),
                 f.ended_at,
                 f.duration_ms,
-                f.stop_reason,
-                f.error
+                stop_reason,
+                error
             ])?;
             insert_event(conn, id, f.ended_at, f.duration_ms, event, f.source, &f.actor, reason)
         })
