@@ -330,3 +330,17 @@ fn hold_reinvite_is_carried_to_the_other_leg() {
     assert_eq!(to_a.status_code.code(), 200);
     assert!(String::from_utf8_lossy(&to_a.body).contains("a=recvonly") && String::from_utf8_lossy(&to_a.body).contains("m=audio 40000 "));
 }
+
+#[test]
+fn early_media_183_is_anchored_and_steers_the_relay() {
+    let mut o = Office::new(Duration::from_secs(30));
+    o.invite("102@pbx.test", &sdp("192.0.2.10", 4000));
+    o.start_relay();
+    let (_, b_invite) = requests(&o.out(), hark_sip::rsip::Method::Invite).remove(0);
+    o.events();
+    o.send(B, &reply_to(&b_invite, 183, "btag", "Content-Type: application/sdp\r\n", &sdp("192.0.2.20", 5000)));
+    let progress = responses(&o.out()).into_iter().find(|(a, r)| a.to_string() == A && r.status_code.code() == 183).expect("183 to A").1;
+    let body = String::from_utf8_lossy(&progress.body).into_owned();
+    assert!(body.contains(&format!("c=IN IP4 {PBX_IP}")) && body.contains("m=audio 40000 "), "early media anchored on the A side: {body}");
+    assert!(o.events().iter().any(|e| matches!(e, CoreEvent::RelayUpdate { side: LegSide::B, rtp: Some(b), .. } if b.port() == 5000)), "the relay sends A's way from B's early media");
+}
