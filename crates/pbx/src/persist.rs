@@ -269,17 +269,6 @@ impl CdrWriter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_round_trip() {
-        let p = Peer { transport: Transport::Tcp, addr: "127.0.0.1:5070".parse().unwrap() };
-        assert_eq!(parse_source(&source_string(&p)), Some(p));
-        assert_eq!(parse_source("sctp:1.2.3.4:5"), None);
-    }
-}
 
 /// Writes what recorder tasks report (start, pause/resume, finish) on its own thread.
 pub struct RecordingWriter {
@@ -346,11 +335,11 @@ fn write_recording_log(
                     ended_at: at_ms,
                     duration_ms,
                     status,
-                    stop_reason: Some(reason.clone()),
+                    stop_reason: Some(truncate(reason.clone(), store::MAX_RECORDING_TEXT_LEN)),
                     error: error.map(|e| truncate(e, store::MAX_RECORDING_REASON_LEN)),
                     source: store::ControlSourceKind::System,
                     actor: "system".into(),
-                    reason,
+                    reason: truncate(reason, store::MAX_RECORDING_REASON_LEN),
                 },
             )?;
         }
@@ -439,4 +428,16 @@ pub fn purge_expired_recordings(db: &std::path::Path, root: &std::path::Path) ->
         }
     }
     Ok(purged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_round_trip() {
+        let p = Peer { transport: Transport::Tcp, addr: "127.0.0.1:5070".parse().unwrap() };
+        assert_eq!(parse_source(&source_string(&p)), Some(p));
+        assert_eq!(parse_source("sctp:1.2.3.4:5"), None);
+    }
 }

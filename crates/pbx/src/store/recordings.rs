@@ -1108,13 +1108,13 @@ impl Store {
         start_beep: Option<bool>,
         pause_confirmation_tone: Option<bool>,
     ) -> Result<(), StoreError> {
-        if let Some(Some(days)) = retention_days {
-            if !(1..=MAX_RETENTION_DAYS).contains(&days) {
-                return Err(StoreError::Invalid(format!(
-                    "invalid retention of {days} days: use 1 to {MAX_RETENTION_DAYS}, or keep \
-                     recordings forever"
-                )));
-            }
+        if let Some(Some(days)) = retention_days
+            && !(1..=MAX_RETENTION_DAYS).contains(&days)
+        {
+            return Err(StoreError::Invalid(format!(
+                "invalid retention of {days} days: use 1 to {MAX_RETENTION_DAYS}, or keep \
+                 recordings forever"
+            )));
         }
         let n = self
             .conn
