@@ -121,6 +121,67 @@ pub fn parse_wav(bytes: &[u8]) -> Result<(u32, Vec<f64>), String> {
     Err("no data chunk".into())
 }
 
+/// Every channel of a 16-bit PCM WAV (see [`read_wav`] for unpatched headers): the
+/// rate, then one [`Pcm`] per channel (labelled `PATH channel N`).
+pub fn read_wav_channels(path: &Path) -> Result<(u32, Vec<Pcm>), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let (rate, channels) = parse_wav_channels(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pcms = channels
+        .into_iter()
+        .enumerate()
+        .map(|(i, samples)| Pcm {
+            rate,
+            samples,
+            source: format!("{} channel {}", path.display(), i + 1),
+        })
+        .collect();
+    Ok((rate, pcms))
+}
+
+/// Parses RIFF/WAVE 16-bit PCM into its channels (de-interleaved).
+pub fn parse_wav_channels(bytes: &[u8]) -> Result<(u32, Vec<Vec<f64>>), String> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(format!("not a RIFF/WAVE file ({} bytes)", bytes.len()));
+    }
+    let mut pos = 12;
+    let mut fmt: Option<(u16, u16, u32, u16)> = None;
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let body = pos + 8;
+        if id == b"fmt " {
+            if body + 16 > bytes.len() {
+                return Err("truncated fmt chunk".into());
+            }
+            let b = &bytes[body..body + 16];
+            fmt = Some((
+                u16::from_le_bytes([b[0], b[1]]),
+                u16::from_le_bytes([b[2], b[3]]),
+                u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+                u16::from_le_bytes([b[14], b[15]]),
+            ));
+        } else if id == b"data" {
+            let (format, channels, rate, bits) = fmt.ok_or("data chunk before fmt chunk")?;
+            if !(format == 1 || format == 0xFFFE) || bits != 16 || channels == 0 {
+                return Err(format!("unsupported WAV: format {format}, {bits} bits, {channels} channels"));
+            }
+            let available = bytes.len() - body;
+            let len = if size == 0 || size > available { available } else { size };
+            let n = usize::from(channels);
+            let frame = 2 * n;
+            let mut out = vec![Vec::with_capacity(len / frame); n];
+            for f in bytes[body..body + len - len % frame].chunks_exact(frame) {
+                for (c, s) in f.chunks_exact(2).enumerate() {
+                    out[c].push(f64::from(i16::from_le_bytes([s[0], s[1]])));
+                }
+            }
+            return Ok((rate, out));
+        }
+        pos = body + size + (size & 1);
+    }
+    Err("no data chunk".into())
+}
+
 /// Goertzel power of `freq` in `x`, normalised so that a sine of amplitude A gives about
 /// A²/4 whatever the length (the window's mean energy is then A²/2).
 pub fn goertzel(x: &[f64], rate: u32, freq: f64) -> f64 {
@@ -383,6 +444,50 @@ pub fn ulaw_to_linear(u: u8) -> i16 {
     (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
 }
 
+/// Linear 16-bit to µ-law (the Sun reference algorithm, bias 0x84).
+pub fn linear_to_ulaw(pcm: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32_635;
+    let mut v = i32::from(pcm);
+    let sign = if v < 0 {
+        v = -v;
+        0x80
+    } else {
+        0
+    };
+    v = v.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && v & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (v >> (exponent + 3)) & 0x0F;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// A phase-continuous sine as 20 ms G.711 µ-law payloads (160 bytes at 8 kHz).
+pub struct UlawTone {
+    freq: f64,
+    n: u64,
+}
+
+impl UlawTone {
+    pub fn new(freq: f64) -> UlawTone {
+        UlawTone { freq, n: 0 }
+    }
+
+    pub fn next_frame(&mut self) -> Vec<u8> {
+        (0..160)
+            .map(|_| {
+                let t = self.n as f64 / 8000.0;
+                self.n += 1;
+                linear_to_ulaw((12_000.0 * (2.0 * PI * self.freq * t).sin()) as i16)
+            })
+            .collect()
+    }
+}
+
 /// A phase-continuous sine as 20 ms G.711 A-law payloads (160 bytes at 8 kHz).
 pub struct AlawTone {
     freq: f64,
@@ -458,6 +563,10 @@ mod tests {
         };
         assert_eq!(analyse(&pcm, 440.0, 660.0, 0.0).count(Heard::Expected), 2);
         assert_eq!(ulaw_to_linear(0xFF), 0);
+        for v in [-32000i32, -1000, -9, 0, 7, 1000, 20000, 32000] {
+            let back = i32::from(ulaw_to_linear(linear_to_ulaw(v as i16)));
+            assert!((back - v).abs() <= (v.abs() / 16).max(8), "µ-law {v} -> {back}");
+        }
     }
 
     #[test]

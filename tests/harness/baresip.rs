@@ -344,10 +344,11 @@ pub fn account_line_with(a: &BaresipAccount, options: &BaresipOptions, sip_port:
 pub fn config_with(sip_port: u16, ctrl_port: u16, options: &BaresipOptions, snd_path: &Path) -> String {
     let mut c = config(sip_port, ctrl_port);
     if options.play.is_some() || options.record {
-        // Its own RTP ports (random in 1024-49152 by default) below both the PBXes'
-        // relay blocks (`rtp_port_range`: 20000-31999) and the kernel's ephemeral range
-        // (where `free_port` picks every other peer's ports).
-        c.push_str("rtp_ports\t\t10000-19999\n");
+        // Its own RTP ports (random in 1024-49152 by default) below the PBXes' relay
+        // blocks (`rtp_port_range`: 15000-19999), the default range of any other PBX on
+        // the machine (20000-29999) and the kernel's ephemeral range (where `free_port`
+        // picks every other peer's ports).
+        c.push_str("rtp_ports\t\t10000-14999\n");
     }
     if let Some(wav) = &options.play {
         c.push_str(&format!("audio_source\t\taufile,{}\n", wav.display()));

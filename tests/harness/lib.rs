@@ -20,6 +20,7 @@ pub mod peers;
 pub mod process;
 pub mod rtp;
 pub mod sipp;
+pub mod ua;
 pub mod wire;
 
 pub use net::{free_port, free_port_range, rtp_port_range};

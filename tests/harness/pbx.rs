@@ -344,6 +344,59 @@ impl Pbx {
         }
     }
 
+    /// `hark pbx recordings list --json`: every recording row (newest first), parsed.
+    /// Panics (with the command's output) unless it prints one JSON array.
+    pub fn recordings(&self) -> Vec<serde_json::Value> {
+        let (out, err) = self.admin(&["recordings", "list", "--json"]);
+        match serde_json::from_str::<serde_json::Value>(out.trim()) {
+            Ok(serde_json::Value::Array(rows)) => rows,
+            Ok(other) => self.fail(&format!(
+                "`hark pbx recordings list --json` printed JSON that is not one array: {other}\nstderr: {err}"
+            )),
+            Err(e) => self.fail(&format!(
+                "`hark pbx recordings list --json` printed no valid JSON ({e}):\n{out}\nstderr: {err}"
+            )),
+        }
+    }
+
+    /// Polls the recordings until a row satisfies `pred`; panics with every row seen and
+    /// the server's log otherwise.
+    pub fn wait_recording(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = Vec::new();
+        let found = process::poll_until(timeout, || {
+            last = self.recordings();
+            last.iter().find(|r| pred(r)).cloned()
+        });
+        match found {
+            Some(row) => row,
+            None => self.fail(&format!(
+                "no recording row for {what} within {timeout:?}; rows:\n{}",
+                serde_json::to_string_pretty(&last).unwrap_or_default()
+            )),
+        }
+    }
+
+    /// Kills the server with SIGKILL (no chance to finish anything), then starts it
+    /// again on the same data dir (new ports). Returns the killed server's stderr.
+    pub fn crash_and_restart(&mut self) -> String {
+        self.proc.signal_group(libc::SIGKILL);
+        if self.proc.wait_exit(READY_TIMEOUT).is_none() {
+            panic!("hark pbx serve did not die of SIGKILL\n{}", self.logs());
+        }
+        let old = self.stderr();
+        let data_arg = self.data.path().to_string_lossy().into_owned();
+        let (proc, (sip_udp, sip_tcp, http)) = spawn_serve(&self.bin, &data_arg, &self.serve_args);
+        self.proc = proc;
+        (self.sip_udp, self.sip_tcp, self.http) = (sip_udp, sip_tcp, http);
+        self.wait_healthy();
+        old
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.data.path()

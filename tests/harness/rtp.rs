@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::audio::{AlawTone, Pcm, alaw_to_linear};
+use crate::audio::{AlawTone, Pcm, UlawTone, alaw_to_linear, ulaw_to_linear};
 
 /// One datagram received.
 #[derive(Clone, Debug)]
@@ -89,6 +89,8 @@ pub fn rtp_packet(pt: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -
 pub enum Payload {
     /// A sine at this frequency, G.711 A-law, PT 8.
     AlawTone(f64),
+    /// A sine at this frequency, G.711 µ-law, PT 0.
+    UlawTone(f64),
     /// PT 8, 160 bytes: `tag` (e.g. `b"LEGA"`), then the sequence number, then A-law
     /// silence (0xD5): recognisable wherever it arrives, harmless if played.
     Marked(&'static [u8; 4]),
@@ -174,8 +176,13 @@ impl RtpEndpoint {
         let handle = thread::spawn(move || {
             let mut tone = match payload {
                 Payload::AlawTone(f) => Some(AlawTone::new(f)),
-                Payload::Marked(_) => None,
+                Payload::Marked(_) | Payload::UlawTone(_) => None,
             };
+            let mut ulaw = match payload {
+                Payload::UlawTone(f) => Some(UlawTone::new(f)),
+                _ => None,
+            };
+            let pt = if ulaw.is_some() { 0 } else { 8 };
             let start = Instant::now();
             let mut n: u64 = 0;
             while !flag.load(Ordering::Relaxed) {
@@ -183,6 +190,7 @@ impl RtpEndpoint {
                 let ts = (n as u32).wrapping_mul(160);
                 let body = match (&payload, tone.as_mut()) {
                     (_, Some(t)) => t.next_frame(),
+                    (Payload::UlawTone(_), None) => ulaw.as_mut().expect("µ-law tone").next_frame(),
                     (Payload::Marked(tag), None) => {
                         let mut b = Vec::with_capacity(160);
                         b.extend_from_slice(&tag[..]);
@@ -192,7 +200,7 @@ impl RtpEndpoint {
                     }
                     _ => unreachable!(),
                 };
-                let _ = socket.send_to(&rtp_packet(8, seq, ts, ssrc, &body), to);
+                let _ = socket.send_to(&rtp_packet(pt, seq, ts, ssrc, &body), to);
                 n += 1;
                 // Paced on the wall clock so that a late wake-up does not slow the stream.
                 let next = start + Duration::from_millis(20 * n);
@@ -236,6 +244,23 @@ impl RtpEndpoint {
             .filter_map(|r| r.rtp().filter(|p| p.payload_type == 8).map(|p| p.payload.to_vec()))
             .flatten()
             .map(|b| f64::from(alaw_to_linear(b)))
+            .collect();
+        Pcm {
+            rate: 8000,
+            samples,
+            source: label.to_string(),
+        }
+    }
+
+    /// Like [`RtpEndpoint::alaw_audio`] for G.711 µ-law (PT 0 packets only).
+    pub fn ulaw_audio(&self, from: Option<SocketAddr>, since: Instant, until: Instant, label: &str) -> Pcm {
+        let samples = self
+            .received()
+            .iter()
+            .filter(|r| r.at >= since && r.at < until && from.is_none_or(|f| r.from == f))
+            .filter_map(|r| r.rtp().filter(|p| p.payload_type == 0).map(|p| p.payload.to_vec()))
+            .flatten()
+            .map(|b| f64::from(ulaw_to_linear(b)))
             .collect();
         Pcm {
             rate: 8000,

@@ -1,6 +1,8 @@
 //! Brute-force protection. SIP scanners try passwords on every public port 5060; after
 //! too many failed authentications from one address, every request from it gets 403 for
 //! a while. The ban is logged once when it starts and once when it ends, never per packet.
+//! A success does not clear the count: one valid account must not let an address keep
+//! guessing another's password. Failures age out with the window instead.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -81,12 +83,6 @@ impl AuthGuard {
         false
     }
 
-    pub fn record_success(&mut self, ip: IpAddr) {
-        if self.entries.get(&ip).is_some_and(|e| e.banned_until.is_none()) {
-            self.entries.remove(&ip);
-        }
-    }
-
     /// Forgets quiet entries whose window or ban is over.
     pub fn prune(&mut self, now: Instant) {
         let window = self.config.window;
@@ -123,12 +119,12 @@ mod tests {
     }
 
     #[test]
-    fn failures_outside_the_window_do_not_add_up_and_success_resets() {
+    fn failures_outside_the_window_do_not_add_up() {
         let (mut g, t0, ip) = (guard(), Instant::now(), "192.0.2.1".parse().unwrap());
         g.record_failure(ip, t0);
         g.record_failure(ip, t0);
         assert!(!g.record_failure(ip, t0 + Duration::from_secs(61)));
-        g.record_success(ip);
+        g.prune(t0 + Duration::from_secs(200));
         assert_eq!(g.tracked(), 0);
     }
 

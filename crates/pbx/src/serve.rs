@@ -162,6 +162,11 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
             _ = &mut shutdown => break,
             inbound = transports.recv() => {
                 let inbound = inbound.map_err(ServeError::Socket)?;
+                // SPEC §4: an admin change applies to the next call, even one that follows
+                // the command within the directory poll's quarter second.
+                if starts_something(&inbound) {
+                    refresh_directory(&store, &mut core, &mut data_version, &mut config_version);
+                }
                 if config.sip_trace {
                     trace_inbound(&inbound);
                 }
@@ -190,28 +195,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                 }
             }
             _ = directory_tick.tick() => {
-                match store.data_version() {
-                    Ok(v) if v != data_version => {
-                        data_version = v;
-                        match store.config_version() {
-                            Ok(c) if c != config_version => config_version = c,
-                            Ok(_) => continue,
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot read the configuration version");
-                                continue;
-                            }
-                        }
-                        match crate::persist::load_directory(&store) {
-                            Ok(dir) => {
-                                tracing::info!(users = dir.user_count(), "users or settings changed; reloaded");
-                                core.set_directory(dir);
-                            }
-                            Err(e) => tracing::error!(error = %e, "reloading users failed; keeping the old view"),
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot read the database version"),
-                }
+                refresh_directory(&store, &mut core, &mut data_version, &mut config_version);
             }
         }
         // Events can make transmits and more events (a relay started → INVITEs out).
@@ -258,6 +242,41 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     recording_log.finish();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Requests that start a call, a registration or a control action: they must see the
+/// latest settings.
+fn starts_something(inbound: &Inbound) -> bool {
+    use hark_sip::rsip::Method;
+    matches!(inbound, Inbound::Message { msg: hark_sip::rsip::SipMessage::Request(r), .. }
+        if matches!(r.method, Method::Invite | Method::Register | Method::Message))
+}
+
+/// Reloads tenants, users and switches when another process changed them. Cheap when
+/// nothing changed: one `PRAGMA data_version`.
+fn refresh_directory(store: &Store, core: &mut PbxCore, data_version: &mut i64, config_version: &mut i64) {
+    match store.data_version() {
+        Ok(v) if v != *data_version => {
+            *data_version = v;
+            match store.config_version() {
+                Ok(c) if c != *config_version => *config_version = c,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the configuration version");
+                    return;
+                }
+            }
+            match crate::persist::load_directory(store) {
+                Ok(dir) => {
+                    tracing::info!(users = dir.user_count(), "users or settings changed; reloaded");
+                    core.set_directory(dir);
+                }
+                Err(e) => tracing::error!(error = %e, "reloading users failed; keeping the old view"),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot read the database version"),
+    }
 }
 
 /// The address phones are told to reach us at: `--advertise`, else the SIP bind address,

@@ -330,10 +330,7 @@ impl PbxCore {
         let uri = req.uri.to_string();
         let method = req.method.to_string();
         match self.digest.verify(now, &method, &uri, &creds, realm, lookup) {
-            Ok(_) => {
-                self.guard.record_success(from.addr.ip());
-                true
-            }
+            Ok(_) => true,
             // An out-of-order nonce-count (parallel requests over UDP) is refused like a stale
             // nonce: a fresh challenge, and no mark against the address.
             Err(AuthError::Stale | AuthError::Replayed(_)) => {
