@@ -198,35 +198,43 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                 refresh_directory(&store, &mut core, &mut data_version, &mut config_version);
             }
         }
-        // Events can make transmits and more events (a relay started → INVITEs out).
+        // Events before transmits: a relay must be steered to the answer's addresses
+        // before the 200/ACK that lets the phones start sending go out. Handling an
+        // event can make transmits and more events (a relay started → INVITEs out).
         loop {
+            while let Some(event) = core.poll_event() {
+                match event {
+                    CoreEvent::Bindings(changes) => writer.send(changes),
+                    CoreEvent::RelayStart { call, streams, tap } => {
+                        let tap = tap.then(|| recorders.tap(call));
+                        let ports = relays.start(call, streams, tap);
+                        core.handle_relay_started(Instant::now(), call, ports);
+                    }
+                    CoreEvent::RecordStart { call, session, tenant_id, tenant, parties, caller_sdp, callee_sdp, reason } => {
+                        recorders.start(call, &session, tenant_id, &tenant, parties, &caller_sdp, &callee_sdp, reason);
+                    }
+                    CoreEvent::RecordControl { call, op, source, actor } => recorders.control(call, op, source, actor),
+                    CoreEvent::RecordStop { call, reason } => recorders.stop(call, reason),
+                    CoreEvent::RelayUpdate { call, stream, side, rtp, rtcp, source_ip, hold } => {
+                        relays.update(call, stream, side, rtp, rtcp, source_ip, hold)
+                    }
+                    CoreEvent::RelayStop { call } => {
+                        relays.stop(call);
+                        recorders.forget(call);
+                    }
+                    CoreEvent::Cdr(record) => cdrs.send(record),
+                }
+            }
+            let mut sent = false;
             while let Some(t) = core.poll_transmit() {
                 if config.sip_trace {
                     trace_outbound(&t);
                 }
                 transports.send(t);
+                sent = true;
             }
-            let Some(event) = core.poll_event() else { break };
-            match event {
-                CoreEvent::Bindings(changes) => writer.send(changes),
-                CoreEvent::RelayStart { call, streams, tap } => {
-                    let tap = tap.then(|| recorders.tap(call));
-                    let ports = relays.start(call, streams, tap);
-                    core.handle_relay_started(Instant::now(), call, ports);
-                }
-                CoreEvent::RecordStart { call, session, tenant_id, tenant, parties, caller_sdp, callee_sdp, reason } => {
-                    recorders.start(call, &session, tenant_id, &tenant, parties, &caller_sdp, &callee_sdp, reason);
-                }
-                CoreEvent::RecordControl { call, op, source, actor } => recorders.control(call, op, source, actor),
-                CoreEvent::RecordStop { call, reason } => recorders.stop(call, reason),
-                CoreEvent::RelayUpdate { call, stream, side, rtp, rtcp, source_ip, hold } => {
-                    relays.update(call, stream, side, rtp, rtcp, source_ip, hold)
-                }
-                CoreEvent::RelayStop { call } => {
-                    relays.stop(call);
-                    recorders.forget(call);
-                }
-                CoreEvent::Cdr(record) => cdrs.send(record),
+            if !sent {
+                break;
             }
         }
         publish(&metrics, &core);

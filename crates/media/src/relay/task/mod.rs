@@ -243,6 +243,9 @@ impl Worker {
         tokio::pin!(sleep);
         loop {
             let ready = tokio::select! {
+                // Commands first: a new remote (the answer's SDP) must be in place before
+                // the packets it concerns are relayed, or the call's first packets drop.
+                biased;
                 cmd = commands.recv() => {
                     match cmd {
                         None | Some(RelayCommand::Stop) => break,
