@@ -299,11 +299,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-fn ser_rfc3339<S: Serializer>(unix_ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_rfc3339<S: Serializer>(unix_ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_rfc3339_ms(*unix_ms))
 }
 
-fn ser_rfc3339_opt<S: Serializer>(unix_ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_rfc3339_opt<S: Serializer>(unix_ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match unix_ms {
         Some(ms) => s.serialize_str(&format_rfc3339_ms(*ms)),
         None => s.serialize_none(),
@@ -436,7 +436,7 @@ pub(super) const LIST_TENANT_SQL: &str = select_cdrs!(
 );
 
 /// A stored word back into its enum; an unknown one means another writer broke the data.
-fn text_col<T: FromStr<Err = StoreError>>(r: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+pub(super) fn text_col<T: FromStr<Err = StoreError>>(r: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let s: String = r.get(idx)?;
     s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }

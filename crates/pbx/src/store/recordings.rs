@@ -22,14 +22,13 @@
 
 use std::str::FromStr;
 
-use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
+use super::cdr::{ser_rfc3339, ser_rfc3339_opt, text_col};
 use super::error::{is_foreign_key_violation, is_unique_violation};
 use super::{
     CdrId, MAX_CDR_SESSION_ID_LEN, MAX_CDR_UNIX_MS, PartyKind, Store, StoreError, TenantId, UserId,
-    format_rfc3339_ms,
 };
 
 /// Longest recording path accepted (relative to the recordings directory), in bytes.
@@ -336,16 +335,7 @@ pub struct RecordingFilter {
     pub limit: Option<u32>,
 }
 
-fn ser_rfc3339<S: Serializer>(unix_ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_rfc3339_ms(*unix_ms))
-}
 
-fn ser_rfc3339_opt<S: Serializer>(unix_ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match unix_ms {
-        Some(ms) => s.serialize_str(&format_rfc3339_ms(*ms)),
-        None => s.serialize_none(),
-    }
-}
 
 /// Checks a recording path: relative to the recordings directory, '/'-separated, 1 to
 /// `MAX_RECORDING_PATH_LEN` bytes, no empty, `.` or `..` components, no `\`, `:` or
@@ -444,11 +434,6 @@ fn check_new(r: &NewRecording) -> Result<(), StoreError> {
     check_cause(&r.actor, &r.reason).map_err(bad)
 }
 
-/// A stored word back into its enum; an unknown one means another writer broke the data.
-fn text_col<T: FromStr<Err = StoreError>>(r: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
-    let s: String = r.get(idx)?;
-    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
-}
 
 // `prepare_cached` keys on the SQL text, so each query is one 'static string. The CDR is
 // linked by the stored id, else by session (a CDR written by something that bypassed the
