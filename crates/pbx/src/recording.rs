@@ -10,7 +10,8 @@ use hark_media::{PacketKind, Sdp, Side};
 use hark_recorder::{CallRecorder, ControlSource, Operation, RecorderConfig, RecorderEvent, SideCodecs, WavOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use crate::persist::unix_ms;
+use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
 /// Tap packets buffered per call: ten seconds of two 20 ms streams.
@@ -118,10 +119,6 @@ pub struct Recorders {
     active: HashMap<CallKey, mpsc::UnboundedSender<Command>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     log: std::sync::mpsc::Sender<RecordingLog>,
-}
-
-fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Recorders {
@@ -235,32 +232,12 @@ impl Job {
             Ok(r) => r,
             Err(error) => {
                 tracing::error!(path = %self.path.display(), %error, "cannot create a recording");
-                let _ = self.log.send(RecordingLog::Started {
-                    id: self.id.clone(),
-                    session: self.id.session.clone(),
-                    tenant_id: self.tenant_id,
-                    parties: self.parties.clone(),
-                    path: self.relative.clone(),
-                    started_at_ms,
-                    sample_rate: 0,
-                    channels: 0,
-                    reason: self.reason.clone(),
-                });
+                let _ = self.log.send(self.started(started_at_ms, 0, 0));
                 let _ = self.log.send(RecordingLog::Finished { id: self.id, at_ms: started_at_ms, duration_ms: 0, status: "failed", reason: "error".into(), error: Some(error) });
                 return;
             }
         };
-        let _ = self.log.send(RecordingLog::Started {
-            id: self.id.clone(),
-            session: self.id.session.clone(),
-            tenant_id: self.tenant_id,
-            parties: self.parties.clone(),
-            path: self.relative.clone(),
-            started_at_ms,
-            sample_rate: recorder.rate(),
-            channels: recorder.channels(),
-            reason: self.reason.clone(),
-        });
+        let _ = self.log.send(self.started(started_at_ms, recorder.rate(), recorder.channels()));
         let reason = loop {
             let deadline = recorder.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
@@ -306,6 +283,21 @@ impl Job {
         let _ = self.log.send(RecordingLog::Finished { id: self.id, at_ms: unix_ms(SystemTime::now()), duration_ms: summary.duration_ms, status, reason, error });
     }
 
+    /// The log entry that opens this recording's row (rate 0: it failed before writing).
+    fn started(&self, started_at_ms: i64, sample_rate: u32, channels: u16) -> RecordingLog {
+        RecordingLog::Started {
+            id: self.id.clone(),
+            session: self.id.session.clone(),
+            tenant_id: self.tenant_id,
+            parties: self.parties.clone(),
+            path: self.relative.clone(),
+            started_at_ms,
+            sample_rate,
+            channels,
+            reason: self.reason.clone(),
+        }
+    }
+
     fn drain(&self, recorder: &mut CallRecorder) {
         while let Some(ev) = recorder.poll_event() {
             let at_ms = unix_ms(SystemTime::now());
@@ -345,7 +337,7 @@ mod tests {
 
     #[test]
     fn recordings_are_filed_by_tenant_and_date() {
-        let at = UNIX_EPOCH + std::time::Duration::from_millis(1_795_810_201_026);
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_810_201_026);
         assert_eq!(relative_path("office", "123", at), "office/2026/11/27/123-201001.wav");
         assert_eq!(relative_path("a b/..", "1", at), "a_b___/2026/11/27/1-201001.wav");
     }

@@ -150,3 +150,29 @@ pub struct CdrDraft {
     pub b_call_id: Option<String>,
     pub codec: Option<String>,
 }
+
+impl Call {
+    /// One leg's dialog and where its phone is (None before the callee answered).
+    pub fn leg_mut(&mut self, side: LegSide) -> (Option<&mut Dialog>, Option<Peer>) {
+        match side {
+            LegSide::A => (self.a_dialog.as_mut(), Some(self.a_peer)),
+            LegSide::B => (self.b_dialog.as_mut(), self.b_peer),
+        }
+    }
+
+    /// Where one leg's phone is; the callee's falls back to the caller's before it answered.
+    pub fn peer(&self, side: LegSide) -> Peer {
+        match side {
+            LegSide::A => self.a_peer,
+            LegSide::B => self.b_peer.unwrap_or(self.a_peer),
+        }
+    }
+
+    /// The extension on one leg.
+    pub fn party(&self, side: LegSide) -> &UserKey {
+        match side {
+            LegSide::A => &self.caller,
+            LegSide::B => &self.callee,
+        }
+    }
+}

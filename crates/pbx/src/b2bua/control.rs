@@ -83,10 +83,7 @@ impl PbxCore {
         match op {
             Err(e) => self.reply(now, id, req, e.status_code(), &e.reason_phrase(), vec![]),
             Ok(op) => {
-                let actor = self.calls.calls.get(&key).map(|c| match side {
-                    LegSide::A => c.caller.extension.clone(),
-                    LegSide::B => c.callee.extension.clone(),
-                });
+                let actor = self.calls.calls.get(&key).map(|c| c.party(side).extension.clone());
                 self.apply_control(now, key, op, ControlSource::Message, &actor.unwrap_or_default());
                 self.reply(now, id, req, 200, "OK", vec![]);
             }
@@ -98,10 +95,7 @@ impl PbxCore {
     /// media (RFC 4733 or in-band) or in SIP INFO.
     pub fn handle_feature_code(&mut self, now: Instant, key: CallKey, side: LegSide, code: hark_media::dtmf::FeatureCode, source: ControlSource) {
         let Some(call) = self.calls.calls.get(&key) else { return };
-        let actor = match side {
-            LegSide::A => call.caller.extension.clone(),
-            LegSide::B => call.callee.extension.clone(),
-        };
+        let actor = call.party(side).extension.clone();
         let op = match code {
             hark_media::dtmf::FeatureCode::Pause => Operation::PauseAudio,
             hark_media::dtmf::FeatureCode::Resume => Operation::ResumeAudio,
@@ -145,10 +139,7 @@ impl PbxCore {
             if call.info_refused[side as usize] {
                 continue;
             }
-            let (dialog, peer) = match side {
-                LegSide::A => (call.a_dialog.as_mut(), Some(call.a_peer)),
-                LegSide::B => (call.b_dialog.as_mut(), call.b_peer),
-            };
+            let (dialog, peer) = call.leg_mut(side);
             let (Some(dialog), Some(peer)) = (dialog, peer) else { continue };
             let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
             let Ok(mut info) = dialog.create_request(Method::Info, via) else { continue };

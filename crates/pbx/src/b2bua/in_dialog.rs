@@ -82,18 +82,12 @@ impl PbxCore {
                 Err(reject) => return self.reply(now, &id, &req, reject.code, &reject.reason, vec![]),
             }
             content_type = Some(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
-            let from_ip = match from_side {
-                LegSide::A => call.a_peer.addr.ip(),
-                LegSide::B => call.b_peer.map(|p| p.addr.ip()).unwrap_or(call.a_peer.addr.ip()),
-            };
+            let from_ip = call.peer(from_side).addr.ip();
             media::steer_relay(&mut self.events, key, from_side, &req.body, from_ip);
         }
         let local = self.local;
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
-        let (dialog, peer) = match to_side {
-            LegSide::A => (call.a_dialog.as_mut(), Some(call.a_peer)),
-            LegSide::B => (call.b_dialog.as_mut(), call.b_peer),
-        };
+        let (dialog, peer) = call.leg_mut(to_side);
         let (Some(dialog), Some(peer)) = (dialog, peer) else {
             return self.reply(now, &id, &req, 481, "Call/Transaction Does Not Exist", vec![]);
         };
@@ -150,10 +144,7 @@ impl PbxCore {
         let is_invite = pending.request.method == Method::Invite;
         // ACK the other leg's 2xx to our re-INVITE at once (the two legs ACK independently).
         if is_invite && (200..300).contains(&code) {
-            let (dialog, peer) = match answered_side {
-                LegSide::A => (call.a_dialog.as_mut(), Some(call.a_peer)),
-                LegSide::B => (call.b_dialog.as_mut(), call.b_peer),
-            };
+            let (dialog, peer) = call.leg_mut(answered_side);
             if let (Some(dialog), Some(peer)) = (dialog, peer) {
                 let _ = dialog.handle_response(&resp);
                 let (seq, _) = hark_sip::SipHeaders::cseq(&resp).unwrap_or((0, Method::Invite));
@@ -172,15 +163,9 @@ impl PbxCore {
                 answer.body = sdp;
                 answer.headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
             }
-            let answered_ip = match answered_side {
-                LegSide::A => call.a_peer.addr.ip(),
-                LegSide::B => call.b_peer.map(|p| p.addr.ip()).unwrap_or(call.a_peer.addr.ip()),
-            };
+            let answered_ip = call.peer(answered_side).addr.ip();
             media::steer_relay(&mut self.events, key, answered_side, &resp.body, answered_ip);
-            let contact = self.local.contact(match pending.from_side {
-                LegSide::A => call.a_peer.transport,
-                LegSide::B => call.b_peer.map(|p| p.transport).unwrap_or(hark_sip::transport::Transport::Udp),
-            });
+            let contact = self.local.contact(call.peer(pending.from_side).transport);
             answer.headers.push(Header::Contact(rsip::headers::Contact::new(contact)));
         } else if !is_invite && !resp.body.is_empty() {
             answer.body = resp.body.clone();

@@ -294,10 +294,7 @@ impl PbxCore {
             if Some(side) == from {
                 continue;
             }
-            let (dialog, peer) = match side {
-                LegSide::A => (call.a_dialog.as_mut(), Some(call.a_peer)),
-                LegSide::B => (call.b_dialog.as_mut(), call.b_peer),
-            };
+            let (dialog, peer) = call.leg_mut(side);
             if let (Some(dialog), Some(peer)) = (dialog, peer) {
                 let via = top_via(peer.transport, self.local.sent_by(peer.transport), &Branch::random());
                 if let Ok(bye) = dialog.create_request(Method::Bye, via) {
