@@ -36,6 +36,9 @@
 #   cpu_ms_per_call_s= steady_cpu_ms_per_call_s= rss_mb= rss_kb_per_call= setup_p50_ms=
 #   setup_p95_ms= setup_max_ms= uac_cpu_pct= uas_cpu_pct= machine_busy_pct= other_cpu_pct=
 #   retrans= sipp_threads= interference= active_after= uac_rc=
+# and, with RECORD=1, also:
+#   recordings= recordings_peak= files_with_gaps= gaps= gap_ms= silent_channels= recorded_s=
+#   cpu_ms_per_rec_s= wav_unreadable=
 # where
 #   relay_*            the PBX's /metrics totals over finished calls (hark_relay_*_total)
 #   loss_pct           relay_lost / (relay_in + relay_lost): RTP missing by sequence number on
@@ -63,6 +66,18 @@
 #   sipp_threads       most threads of the two sipps (one per playing call, plus a few)
 #   interference       seconds during which cargo, rustc, kamailio or another sipp ran (want 0;
 #                      the names are in foreign.txt of the work directory)
+#   recordings         WAV files under DATA/recordings/ once the PBX has stopped (one per
+#                      answered call: want calls_ok); recordings_peak: most hark_recordings_active
+#   files_with_gaps, gaps, gap_ms, silent_channels, recorded_s, wav_unreadable
+#                      from bench/wavgaps.py over those files (DESIGN.md's gap: a 20 ms stretch,
+#                      away from the ends (GAP_SKIP_MS, default 200), below 5% of the file's
+#                      median 20 ms energy, per channel; both parties play a steady 400 Hz tone
+#                      for DURATION - 1 s; the first few files with gaps are described on stderr)
+#   cpu_ms_per_rec_s   server_cpu_s / recorded_s: PBX CPU per second of recorded audio. Every
+#                      call is recorded, so DESIGN.md's "PBX CPU per recorded call-second" (CPU
+#                      over the sum of call durations) is cpu_ms_per_call_s (and, at steady
+#                      state, steady_cpu_ms_per_call_s); cpu_ms_per_rec_s is larger by
+#                      DURATION / (DURATION - 1), the pcap ending a second before the BYE
 #
 # Environment:
 #   PORT             SIP port (default: a free one)
@@ -77,6 +92,13 @@
 #                    (on stderr) each command's share of the CPU and how much of it is
 #                    raw_local_deliver (see the notes on sipp's raw sockets in calls_uac.xml)
 #   KEEP=1           keep the work directory (logs, sipp stats, samples) and print its path
+#   RECORD=1         record every call: the tenant's audio recording is switched on
+#                    (`hark pbx tenant set --audio-recording on`; users default to recorded), the
+#                    PBX writes a stereo G.711 WAV per call under DATA/recordings/. After the run
+#                    the PBX is stopped (SIGTERM: recordings finalized) and the files are checked
+#                    for gaps with bench/wavgaps.py. bench/record_compare.sh runs the same load
+#                    without and with recording, one after the other, and prints the ratios.
+#   GAP_SKIP_MS      milliseconds at each end of a recording not checked for gaps (default 200)
 set -euo pipefail
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -236,6 +258,12 @@ printf '%s,%s\n%s,%s\n' "$caller" "$caller_pw" "$callee" "$callee_pw" >"$work/us
     || die "hark pbx init failed: $(cat "$work/init.log")"
 "$hbin" pbx user import --data "$work/pbx" --tenant default --csv "$work/users.csv" >"$work/import.log" 2>&1 \
     || die "hark pbx user import failed: $(cat "$work/import.log")"
+record=0
+[[ ${RECORD:-0} == 1 ]] && record=1
+if (( record )); then
+    "$hbin" pbx tenant set --data "$work/pbx" --tenant default --audio-recording on >"$work/tenant.log" 2>&1 \
+        || die "hark pbx tenant set failed: $(cat "$work/tenant.log")"
+fi
 serve_args=(--data "$work/pbx" --sip "127.0.0.1:$port" --http 127.0.0.1:0 --rtp-ports "$rtp_ports")
 if "$hbin" pbx serve --help 2>/dev/null | grep -q -- '--ring-timeout'; then
     serve_args+=(--ring-timeout 30)
@@ -342,25 +370,30 @@ def foreign():
 seen_foreign = set()
 log_foreign = open(os.path.join(os.path.dirname(out), "foreign.txt"), "w", buffering=1)
 def active():
+    """hark_calls_active, hark_recordings_active (-1 when /metrics did not answer)."""
+    calls = recs = -1
     try:
         text = urllib.request.urlopen(f"http://{http}/metrics", timeout=2).read().decode()
         for line in text.splitlines():
             if line.startswith("hark_calls_active"):
-                return int(float(line.split()[-1]))
+                calls = int(float(line.split()[-1]))
+            elif line.startswith("hark_recordings_active"):
+                recs = int(float(line.split()[-1]))
     except Exception:
         pass
-    return -1
+    return calls, recs
 with open(out, "w", buffering=1) as f:
     f.write("t active server_ticks rss_kb hwm_kb uac_ticks uas_ticks uac_threads uas_threads "
-            "cpu_total cpu_idle udp_in rcvbuf_err sndbuf_err relay_sock_drops foreign\n")
+            "cpu_total cpu_idle udp_in rcvbuf_err sndbuf_err relay_sock_drops foreign recordings\n")
     while not stop:
         t = time.time()
         relay_drops()
         tot, idle = machine()
         udp_in, rcv, snd = snmp()
-        f.write(f"{t:.3f} {active()} {ticks(server)} {status(server, 'VmRSS')} {status(server, 'VmHWM')} "
+        calls, recs = active()
+        f.write(f"{t:.3f} {calls} {ticks(server)} {status(server, 'VmRSS')} {status(server, 'VmHWM')} "
                 f"{ticks(uac)} {ticks(uas)} {status(uac, 'Threads')} {status(uas, 'Threads')} "
-                f"{tot} {idle} {udp_in} {rcv} {snd} {sum(drops.values())} {foreign()}\n")
+                f"{tot} {idle} {udp_in} {rcv} {snd} {sum(drops.values())} {foreign()} {recs}\n")
         time.sleep(max(0.0, 1.0 - (time.time() - t)))
 EOF
 
@@ -439,8 +472,26 @@ read -r m_active m_in m_out m_dropped m_lost m_senderr < <(metrics hark_calls_ac
     hark_relay_rtp_packets_in_total hark_relay_packets_out_total hark_relay_dropped_total \
     hark_relay_rtp_lost_total hark_relay_send_errors_total | tr '\n' ' '; echo)
 
+# Recordings: stop the PBX (SIGTERM finalizes every recording, 5 s at most each), then check
+# every WAV for gaps. After the CPU figures, so neither counts there.
+gapline=
+if (( record )); then
+    for _ in $(seq 50); do
+        [[ $(metrics hark_recordings_active) == 0 ]] && break
+        sleep 0.2
+    done
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$server_pid" 2>/dev/null && echo "calls.sh: warning: the PBX did not stop within 30 s" >&2
+    stop_pid "$server_pid"
+    server_pid=
+    mkdir -p "$work/pbx/recordings"
+    gapline=$(python3 "$here/wavgaps.py" --skip-ms "${GAP_SKIP_MS:-200}" "$work/pbx/recordings") \
+        || die "wavgaps.py failed"
+fi
+
 python3 - "$work" <<EOF
-import csv, glob, statistics, sys
+import csv, glob, os, statistics, sys
 work = sys.argv[1]
 conc, duration, load, calls = $conc, $duration, $load, $calls
 clk = $clk
@@ -464,7 +515,7 @@ retrans = int(uac.get("Retransmissions(C)", 0)) + int(uas.get("Retransmissions(C
 rows = [l.split() for l in open(f"{work}/samples.txt")][1:]
 S = [dict(zip("t active server uac_t uas_t".split(), (float(r[0]), int(r[1]), int(r[2]), int(r[5]), int(r[6])))) | {
         "tot": int(r[9]), "idle": int(r[10]), "drops": int(r[14]), "uac_th": int(r[7]), "uas_th": int(r[8]),
-        "foreign": int(r[15])}
+        "foreign": int(r[15]), "recs": int(r[16]) if len(r) > 16 else -1}
      for r in rows if len(r) >= 16]
 peak = max((s["active"] for s in S), default=0)
 steady = [s for s in S if peak and s["active"] >= 0.95 * peak]
@@ -509,5 +560,15 @@ print(f"concurrency={conc} reached={peak} duration={duration} load={load} rate={
       f"uac_cpu_pct={uac_cpu:.1f} uas_cpu_pct={uas_cpu:.1f} machine_busy_pct={busy:.0f} "
       f"other_cpu_pct={busy - steady_cpu - uac_cpu - uas_cpu:.0f} "
       f"retrans={retrans} sipp_threads={max((s['uac_th'] + s['uas_th'] for s in S), default=0)} "
-      f"interference={sum(1 for s in S if s['foreign'])} active_after={m_active} uac_rc=$uac_rc")
+      f"interference={sum(1 for s in S if s['foreign'])} active_after={m_active} uac_rc=$uac_rc", end="")
+if $record:
+    g = dict(kv.split("=", 1) for kv in "$gapline".split())
+    rec_s = float(g.get("recorded_s", 0))
+    nwav = sum(1 for _, _, fs in os.walk(f"{work}/pbx/recordings") for f in fs if f.endswith(".wav"))
+    print(f" recordings={nwav} recordings_peak={max((s['recs'] for s in S), default=0)} "
+          f"files_with_gaps={g.get('files_with_gaps')} gaps={g.get('gaps')} gap_ms={g.get('gap_ms')} "
+          f"silent_channels={g.get('silent_channels')} recorded_s={rec_s:.1f} "
+          f"cpu_ms_per_rec_s={server_cpu * 1000 / rec_s if rec_s else float('nan'):.3f} "
+          f"wav_unreadable={g.get('unreadable')}", end="")
+print()
 EOF
