@@ -1,0 +1,120 @@
+//! One call's media task: a 20 ms clock that reads the microphone, sends RTP, plays
+//! what the jitter buffer gives, and writes the speaker file and the local recording.
+
+use crate::audio::{AudioConfig, LocalRecording};
+use crate::event::{CallHandle, MediaParams, PhoneEvent};
+use crate::media::{FRAME_MS, MediaSession};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+pub(super) enum MediaControl {
+    Update(MediaParams),
+    Dtmf { digits: String, payload_type: u8 },
+    LocalPaused(bool),
+}
+
+pub(super) struct MediaTask {
+    pub call: CallHandle,
+    pub socket: UdpSocket,
+    pub params: MediaParams,
+    pub audio: AudioConfig,
+    pub control: mpsc::UnboundedReceiver<MediaControl>,
+    pub events: mpsc::UnboundedSender<PhoneEvent>,
+}
+
+impl MediaTask {
+    pub(super) async fn run(mut self) {
+        let call = self.call;
+        let fail = |events: &mpsc::UnboundedSender<PhoneEvent>, reason: String| {
+            let _ = events.send(PhoneEvent::MediaError { call, reason });
+        };
+        let mut session = match MediaSession::new(self.params.clone()) {
+            Ok(s) => s,
+            Err(e) => return fail(&self.events, e.to_string()),
+        };
+        let rate = session.rate();
+        let mut source = match self.audio.source.open(rate) {
+            Ok(s) => s,
+            Err(e) => return fail(&self.events, e.to_string()),
+        };
+        let mut sink = match self.audio.sink.open(rate) {
+            Ok(s) => s,
+            Err(e) => return fail(&self.events, e.to_string()),
+        };
+        let mut recording = match &self.audio.local_recording {
+            Some(path) => match LocalRecording::create(path, rate) {
+                Ok(r) => Some(r),
+                Err(e) => return fail(&self.events, e.to_string()),
+            },
+            None => None,
+        };
+        let mut clock = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut buf = vec![0u8; 2048];
+        let mut mic = vec![0i16; session.frame_len()];
+        let mut played = Vec::with_capacity(session.frame_len());
+        let mut write_failed = false;
+        loop {
+            tokio::select! {
+                _ = clock.tick() => {
+                    mic.resize(session.frame_len(), 0);
+                    source.read_frame(&mut mic);
+                    let remote = session.params().remote;
+                    for packet in session.send_frame(&mic) {
+                        if let Some(to) = remote {
+                            let _ = self.socket.try_send_to(&packet, to);
+                        }
+                    }
+                    played.clear();
+                    session.play_frame(&mut played);
+                    let mut result = sink.write_frame(&played);
+                    if let Some(r) = recording.as_mut() {
+                        result = result.and(r.write(&mic, &played));
+                    }
+                    if let Err(e) = result
+                        && !write_failed
+                    {
+                        write_failed = true;
+                        fail(&self.events, e.to_string());
+                    }
+                }
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, _from)) => session.receive(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                    Err(e) => {
+                        fail(&self.events, format!("RTP socket: {e}"));
+                        break;
+                    }
+                },
+                ctl = self.control.recv() => match ctl {
+                    Some(MediaControl::Update(p)) => {
+                        if let Err(e) = session.update(p) {
+                            fail(&self.events, e.to_string());
+                        }
+                    }
+                    Some(MediaControl::Dtmf { digits, payload_type }) => session.queue_dtmf(&digits, payload_type),
+                    Some(MediaControl::LocalPaused(p)) => {
+                        if let Some(r) = recording.as_mut() {
+                            r.set_paused(p);
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        let mut result = sink.finish();
+        if let Some(r) = recording.as_mut() {
+            result = result.and(r.finish());
+        }
+        if let Err(e) = result {
+            fail(&self.events, e.to_string());
+        }
+        let _ = self.events.send(PhoneEvent::MediaStopped {
+            call,
+            sent_packets: session.stats.sent_packets,
+            received_packets: session.stats.received_packets,
+        });
+    }
+}
