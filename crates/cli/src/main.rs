@@ -1,6 +1,7 @@
 //! `hark`: run and administer the PBX from a shell (and, later, a headless softphone).
 
 mod pbx;
+mod phone;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,12 +18,16 @@ enum Command {
     /// Run and administer the PBX (registrar, calls, recording policy).
     #[command(subcommand)]
     Pbx(pbx::PbxCommand),
+    /// A headless softphone: place or answer one call with WAV files as audio.
+    #[command(subcommand)]
+    Phone(phone::PhoneCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pbx(cmd) => pbx::run(cmd),
+        Command::Phone(cmd) => phone::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

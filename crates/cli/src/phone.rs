@@ -1,0 +1,450 @@
+//! `hark phone call` and `hark phone answer` (SPEC §4): the softphone engine driven
+//! headless, with a WAV as microphone and another for what the speaker plays.
+//!
+//! Progress goes to stderr as one line per event, `phone: <event> key=value…`, for
+//! people and tests to wait on. Errors are one `error: …` line and a non-zero exit.
+
+use clap::{Args, Subcommand, ValueEnum};
+use hark_phone::audio::{AudioConfig, SinkConfig, SourceConfig};
+use hark_phone::driver::{self, DriverCommand, DriverConfig, PhoneHandle};
+use hark_phone::{
+    Account, CallHandle, ControlMode, ControlVia, EndReason, PhoneConfig, PhoneEvent, RegistrationFailure,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+#[derive(Subcommand)]
+pub enum PhoneCommand {
+    /// Register (unless --no-register), call TARGET, play and record audio, optionally
+    /// pause and resume the PBX's recording, hang up after --duration.
+    Call(CallArgs),
+    /// Register, wait for a call, answer it, play and record audio.
+    Answer(AnswerArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ControlArg {
+    /// MESSAGE in the call's dialog (text body).
+    InDialog,
+    /// MESSAGE outside the dialog (JSON with the X-Session-Id).
+    OutOfDialog,
+    /// The feature codes *48 / *49 as DTMF.
+    Dtmf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TransportArg {
+    Udp,
+    Tcp,
+}
+
+#[derive(Args)]
+pub struct AccountArgs {
+    /// The PBX (registrar and proxy), or the peer itself for a direct call.
+    #[arg(long, value_name = "ADDR:PORT")]
+    server: SocketAddr,
+    /// Our extension (user part of our address).
+    #[arg(long, value_name = "EXT")]
+    user: String,
+    #[arg(long, value_name = "PW")]
+    password: String,
+    /// Our SIP domain; the server's IP address when omitted.
+    #[arg(long, value_name = "D")]
+    domain: Option<String>,
+    /// Our SIP address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:0")]
+    listen: SocketAddr,
+    #[arg(long, value_enum, default_value = "udp")]
+    transport: TransportArg,
+    /// How long to wait for the registrar before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    register_timeout: f64,
+    /// RTP port range (LO-HI); free ports from the system when omitted.
+    #[arg(long, value_name = "LO-HI", value_parser = parse_range)]
+    rtp_ports: Option<(u16, u16)>,
+}
+
+#[derive(Args)]
+pub struct MediaArgs {
+    /// A WAV to use as the microphone (played once, then silence).
+    #[arg(long, value_name = "WAV")]
+    play: Option<PathBuf>,
+    /// Write what the speaker would play to this WAV (mono, the codec's rate).
+    #[arg(long, value_name = "WAV")]
+    record: Option<PathBuf>,
+    /// Record the call locally to this stereo WAV: our microphone left, the remote right.
+    #[arg(long, value_name = "WAV")]
+    record_call: Option<PathBuf>,
+    /// Hang up this many seconds after the answer (default: wait for the other side).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+}
+
+#[derive(Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    account: AccountArgs,
+    /// An extension, or a sip: URI.
+    target: String,
+    #[command(flatten)]
+    media: MediaArgs,
+    /// Pause the PBX's recording this many seconds after the answer.
+    #[arg(long, value_name = "SECS")]
+    pause_at: Option<f64>,
+    /// Resume the PBX's recording this many seconds after the answer.
+    #[arg(long, value_name = "SECS")]
+    resume_at: Option<f64>,
+    /// How pause/resume is asked for.
+    #[arg(long, value_enum, default_value = "in-dialog")]
+    control: ControlArg,
+    /// Call without registering first (e.g. straight to another phone).
+    #[arg(long)]
+    no_register: bool,
+    /// How long to wait for the answer.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    answer_timeout: f64,
+}
+
+#[derive(Args)]
+pub struct AnswerArgs {
+    #[command(flatten)]
+    account: AccountArgs,
+    #[command(flatten)]
+    media: MediaArgs,
+    /// How long to wait for a call.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    wait: f64,
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').ok_or("expected LO-HI")?;
+    let lo: u16 = lo.trim().parse().map_err(|_| "bad LO")?;
+    let hi: u16 = hi.trim().parse().map_err(|_| "bad HI")?;
+    if lo == 0 || lo > hi {
+        return Err("expected 0 < LO <= HI".into());
+    }
+    Ok((lo, hi))
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.0, 1e6))
+}
+
+pub fn run(cmd: PhoneCommand) -> CliResult {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        match cmd {
+            PhoneCommand::Call(a) => call(a).await,
+            PhoneCommand::Answer(a) => answer(a).await,
+        }
+    })
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+}
+
+fn progress(line: &str) {
+    eprintln!("phone: {line}");
+}
+
+fn config(account: &AccountArgs, media: &MediaArgs, register: bool, control: ControlMode) -> Result<DriverConfig, String> {
+    for path in media.play.iter() {
+        if !path.is_file() {
+            return Err(format!("--play {}: no such file", path.display()));
+        }
+    }
+    let domain = account.domain.clone().unwrap_or_else(|| account.server.ip().to_string());
+    let mut phone = PhoneConfig::new(Account {
+        server: account.server,
+        user: account.user.clone(),
+        password: account.password.clone(),
+        domain,
+        transport: match account.transport {
+            TransportArg::Udp => hark_sip::transport::Transport::Udp,
+            TransportArg::Tcp => hark_sip::transport::Transport::Tcp,
+        },
+    });
+    phone.register = register;
+    phone.control = control;
+    Ok(DriverConfig {
+        phone,
+        listen: account.listen,
+        audio: AudioConfig {
+            source: media.play.clone().map(SourceConfig::File).unwrap_or_default(),
+            sink: media.record.clone().map(SinkConfig::File).unwrap_or_default(),
+            local_recording: media.record_call.clone(),
+        },
+        rtp_ports: account.rtp_ports,
+    })
+}
+
+/// What the session saw that decides the exit status.
+#[derive(Default)]
+struct Outcome {
+    failures: Vec<String>,
+}
+
+/// Prints an event; returns it for the caller's state machine.
+fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
+    match ev {
+        PhoneEvent::Registered { expires } => progress(&format!("registered expires={expires}")),
+        PhoneEvent::RegistrationFailed { failure, retry_in_ms } => progress(&format!(
+            "registration-failed reason=\"{failure}\"{}",
+            retry_in_ms.map(|ms| format!(" retry_in_ms={ms}")).unwrap_or_default()
+        )),
+        PhoneEvent::Unregistered => progress("unregistered"),
+        PhoneEvent::IncomingCall { call, from, .. } => progress(&format!("incoming {call} from={from}")),
+        PhoneEvent::Ringing { call, code } => progress(&format!("ringing {call} code={code}")),
+        PhoneEvent::Answered { call } => progress(&format!("answered {call}")),
+        PhoneEvent::SessionId { call, session_id } => progress(&format!("session-id {call} id={session_id}")),
+        PhoneEvent::RecordingState { call, state } => {
+            progress(&format!("recording-state {call} state={state}"))
+        }
+        PhoneEvent::ControlSucceeded { call, op, via } => {
+            progress(&format!("control-ok {call} op={} via={}", op.as_str(), via_name(*via)))
+        }
+        PhoneEvent::ControlFailed { call, op, via, reason } => {
+            progress(&format!("control-failed {call} op={} via={} reason=\"{reason}\"", op.as_str(), via_name(*via)));
+            outcome.failures.push(format!("{} failed: {reason}", op.as_str()));
+        }
+        PhoneEvent::Media { call, params } => progress(&format!(
+            "media {call} codec={:?} pt={} remote={} send={} receive={}",
+            params.codec,
+            params.payload_type,
+            params.remote.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+            params.send,
+            params.receive
+        )),
+        PhoneEvent::SendRtpDtmf { call, digits, .. } => progress(&format!("dtmf-sent {call} digits={digits} via=rfc4733")),
+        PhoneEvent::DtmfReceived { call, digit } => progress(&format!("dtmf-received {call} digit={digit}")),
+        PhoneEvent::Hold { call, local, remote } => progress(&format!("hold {call} local={local} remote={remote}")),
+        PhoneEvent::TransferResult { call, ok, reason } => {
+            progress(&format!("transfer {call} ok={ok} reason=\"{reason}\""))
+        }
+        PhoneEvent::Ended { call, reason } => progress(&format!("ended {call} reason=\"{reason}\"")),
+        PhoneEvent::MediaError { call, reason } => {
+            progress(&format!("media-error {call} reason=\"{reason}\""));
+            outcome.failures.push(format!("media: {reason}"));
+        }
+        PhoneEvent::MediaStopped { call, sent_packets, received_packets } => {
+            progress(&format!("media-stopped {call} sent={sent_packets} received={received_packets}"))
+        }
+    }
+}
+
+fn via_name(v: ControlVia) -> &'static str {
+    match v {
+        ControlVia::MessageInDialog => "in-dialog",
+        ControlVia::MessageOutOfDialog => "out-of-dialog",
+        ControlVia::Dtmf => "dtmf",
+    }
+}
+
+/// The next event, or None at `deadline`.
+async fn next_event(phone: &mut PhoneHandle, deadline: Instant, outcome: &mut Outcome) -> Option<PhoneEvent> {
+    let ev = tokio::time::timeout_at(deadline, phone.events.recv()).await.ok().flatten()?;
+    report(&ev, outcome);
+    Some(ev)
+}
+
+/// Waits for the registrar's verdict.
+async fn register(phone: &mut PhoneHandle, account: &AccountArgs, outcome: &mut Outcome) -> Result<(), String> {
+    let deadline = Instant::now() + secs(account.register_timeout);
+    loop {
+        match next_event(phone, deadline, outcome).await {
+            Some(PhoneEvent::Registered { .. }) => return Ok(()),
+            Some(PhoneEvent::RegistrationFailed { failure: RegistrationFailure::Timeout, .. }) => {}
+            Some(PhoneEvent::RegistrationFailed { failure, .. }) => {
+                return Err(format!("registration of {} at {} failed: {failure}", account.user, account.server));
+            }
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "no answer from server {} within {} s (is it running and reachable?)",
+                    account.server, account.register_timeout
+                ));
+            }
+        }
+    }
+}
+
+/// Hangs up (if still up), waits for the end, unregisters, stops the media.
+async fn finish(mut phone: PhoneHandle, call: Option<CallHandle>, up: bool, registered: bool, outcome: &mut Outcome) {
+    if let (Some(call), true) = (call, up) {
+        phone.send(DriverCommand::Hangup { call });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(ev) = next_event(&mut phone, deadline, outcome).await {
+            if matches!(ev, PhoneEvent::Ended { .. }) {
+                break;
+            }
+        }
+    }
+    if registered {
+        phone.send(DriverCommand::Unregister);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while let Some(ev) = next_event(&mut phone, deadline, outcome).await {
+            if matches!(ev, PhoneEvent::Unregistered | PhoneEvent::RegistrationFailed { .. }) {
+                break;
+            }
+        }
+    }
+    phone.send(DriverCommand::Shutdown);
+    // Drain what the media tasks report as they finish their files.
+    while let Some(ev) = phone.events.recv().await {
+        report(&ev, outcome);
+    }
+    let _ = phone.task.await;
+}
+
+/// Runs an answered call until --duration, the remote's hangup, or Ctrl-C; with the
+/// pause/resume schedule. Returns whether the call is still up.
+async fn in_call(
+    phone: &mut PhoneHandle,
+    call: CallHandle,
+    duration: Option<f64>,
+    pause_at: Option<f64>,
+    resume_at: Option<f64>,
+    outcome: &mut Outcome,
+) -> bool {
+    let answered = Instant::now();
+    let mut schedule: Vec<(Instant, DriverCommand)> = Vec::new();
+    if let Some(p) = pause_at {
+        schedule.push((answered + secs(p), DriverCommand::PauseRecording { call }));
+    }
+    if let Some(r) = resume_at {
+        schedule.push((answered + secs(r), DriverCommand::ResumeRecording { call }));
+    }
+    schedule.sort_by_key(|(at, _)| *at);
+    let end = duration.map(|d| answered + secs(d)).unwrap_or_else(|| answered + Duration::from_secs(86_400 * 365));
+    let mut schedule = schedule.into_iter().peekable();
+    loop {
+        let next_at = schedule.peek().map(|(at, _)| *at).unwrap_or(end).min(end);
+        tokio::select! {
+            ev = tokio::time::timeout_at(next_at, phone.events.recv()) => match ev {
+                Ok(Some(ev)) => {
+                    report(&ev, outcome);
+                    if matches!(ev, PhoneEvent::Ended { call: c, .. } if c == call) {
+                        return false;
+                    }
+                }
+                Ok(None) => return false,
+                Err(_) => {
+                    if next_at >= end {
+                        return true;
+                    }
+                    if let Some((_, cmd)) = schedule.next() {
+                        phone.send(cmd);
+                    }
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return true,
+        }
+    }
+}
+
+async fn call(a: CallArgs) -> CliResult {
+    let control = match a.control {
+        ControlArg::InDialog => ControlMode::InDialog,
+        ControlArg::OutOfDialog => ControlMode::OutOfDialog,
+        ControlArg::Dtmf => ControlMode::Dtmf,
+    };
+    let cfg = config(&a.account, &a.media, !a.no_register, control)?;
+    let mut phone = driver::start(cfg).await.map_err(|e| format!("cannot listen on {}: {e}", a.account.listen))?;
+    progress(&format!("listening sip={}", phone.local_sip));
+    let mut outcome = Outcome::default();
+    let registered = !a.no_register;
+    if registered && let Err(e) = register(&mut phone, &a.account, &mut outcome).await {
+        finish(phone, None, false, false, &mut outcome).await;
+        return Err(e.into());
+    }
+    let handle = match phone.dial(&a.target).await {
+        Ok(h) => h,
+        Err(e) => {
+            finish(phone, None, false, registered, &mut outcome).await;
+            return Err(format!("cannot call {}: {e}", a.target).into());
+        }
+    };
+    progress(&format!("calling {handle} target={}", a.target));
+    let deadline = Instant::now() + secs(a.answer_timeout);
+    let failure = loop {
+        match next_event(&mut phone, deadline, &mut outcome).await {
+            Some(PhoneEvent::Answered { call }) if call == handle => break None,
+            Some(PhoneEvent::Ended { call, reason }) if call == handle => break Some(ended_error(&a.target, &reason)),
+            Some(_) => {}
+            None => break Some(format!("{} did not answer within {} s", a.target, a.answer_timeout)),
+        }
+    };
+    if let Some(f) = failure {
+        let up = !f.contains("call to");
+        finish(phone, Some(handle), up, registered, &mut outcome).await;
+        return Err(f.into());
+    }
+    let up = in_call(&mut phone, handle, a.media.duration, a.pause_at, a.resume_at, &mut outcome).await;
+    finish(phone, Some(handle), up, registered, &mut outcome).await;
+    exit_status(outcome)
+}
+
+fn ended_error(target: &str, reason: &EndReason) -> String {
+    match reason {
+        EndReason::Rejected { code: 401 | 407, reason } => {
+            format!("call to {target} refused: wrong user or password ({reason})")
+        }
+        EndReason::Timeout => format!("call to {target} failed: no answer from the server"),
+        r => format!("call to {target} failed: {r}"),
+    }
+}
+
+fn exit_status(outcome: Outcome) -> CliResult {
+    match outcome.failures.first() {
+        None => Ok(()),
+        Some(first) => Err(format!("{first}{}", if outcome.failures.len() > 1 { format!(" (and {} more failures)", outcome.failures.len() - 1) } else { String::new() }).into()),
+    }
+}
+
+async fn answer(a: AnswerArgs) -> CliResult {
+    let cfg = config(&a.account, &a.media, true, ControlMode::InDialog)?;
+    let mut phone = driver::start(cfg).await.map_err(|e| format!("cannot listen on {}: {e}", a.account.listen))?;
+    progress(&format!("listening sip={}", phone.local_sip));
+    let mut outcome = Outcome::default();
+    if let Err(e) = register(&mut phone, &a.account, &mut outcome).await {
+        finish(phone, None, false, false, &mut outcome).await;
+        return Err(e.into());
+    }
+    let deadline = Instant::now() + secs(a.wait);
+    let incoming = loop {
+        match next_event(&mut phone, deadline, &mut outcome).await {
+            Some(PhoneEvent::IncomingCall { call, .. }) => break Some(call),
+            Some(_) => {}
+            None => break None,
+        }
+    };
+    let Some(handle) = incoming else {
+        finish(phone, None, false, true, &mut outcome).await;
+        return Err(format!("no call came within {} s", a.wait).into());
+    };
+    phone.send(DriverCommand::Answer { call: handle });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failure = loop {
+        match next_event(&mut phone, deadline, &mut outcome).await {
+            Some(PhoneEvent::Answered { call }) if call == handle => break None,
+            Some(PhoneEvent::Ended { call, reason }) if call == handle => break Some(format!("the call ended before it was answered: {reason}")),
+            Some(_) => {}
+            None => break Some("the call could not be answered".to_owned()),
+        }
+    };
+    if let Some(f) = failure {
+        finish(phone, Some(handle), false, true, &mut outcome).await;
+        return Err(f.into());
+    }
+    let up = in_call(&mut phone, handle, a.media.duration, None, None, &mut outcome).await;
+    finish(phone, Some(handle), up, true, &mut outcome).await;
+    exit_status(outcome)
+}
