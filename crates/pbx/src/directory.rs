@@ -4,6 +4,7 @@
 
 use crate::policy::{Party, SystemSwitches, TenantSwitches};
 use crate::registrar::UserKey;
+use crate::store::TenantRecordingOptions;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -30,6 +31,7 @@ pub struct Directory {
     system: SystemSwitches,
     tenant_switches: HashMap<i64, TenantSwitches>,
     user_switches: HashMap<UserKey, (bool, bool)>,
+    recording_options: HashMap<i64, TenantRecordingOptions>,
 }
 
 impl Default for Directory {
@@ -41,6 +43,7 @@ impl Default for Directory {
             system: SystemSwitches { record_between_external_numbers: true },
             tenant_switches: HashMap::new(),
             user_switches: HashMap::new(),
+            recording_options: HashMap::new(),
         }
     }
 }
@@ -81,6 +84,15 @@ impl Directory {
 
     pub fn set_system(&mut self, system: SystemSwitches) {
         self.system = system;
+    }
+
+    pub fn set_recording_options(&mut self, tenant_id: i64, options: TenantRecordingOptions) {
+        self.recording_options.insert(tenant_id, options);
+    }
+
+    /// A tenant's recording options (layout, tones); the defaults when unknown.
+    pub fn recording_options(&self, tenant_id: i64) -> TenantRecordingOptions {
+        self.recording_options.get(&tenant_id).copied().unwrap_or_default()
     }
 
     pub fn set_tenant_switches(&mut self, tenant_id: i64, switches: TenantSwitches) {

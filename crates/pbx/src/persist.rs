@@ -33,6 +33,7 @@ fn load(store: &Store) -> Result<(Directory, HashMap<UserId, UserKey>), StoreErr
             t.id.0,
             crate::policy::TenantSwitches { audio_recording: t.audio_recording, video_recording: t.video_recording },
         );
+        dir.set_recording_options(t.id.0, store.tenant_recording_options(t.id)?);
         for u in store.list_users(t.id)? {
             let key = UserKey { tenant_id: t.id.0, extension: u.extension.clone() };
             ids.insert(u.id, key.clone());

@@ -7,7 +7,7 @@ use hark_media::relay::task::TapPacket;
 use hark_media::dtmf::{FeatureCode, FeatureCodes, InbandDetector, Rfc4733Tracker};
 use hark_media::packet::{peek_rtp, rtp_payload};
 use hark_media::{PacketKind, Sdp, Side};
-use hark_recorder::{CallRecorder, ControlSource, Operation, RecorderConfig, RecorderEvent, SideCodecs, WavOptions};
+use hark_recorder::{CallRecorder, ControlSource, Layout, Operation, RecorderConfig, RecorderEvent, SideCodecs, WavOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use crate::persist::unix_ms;
@@ -139,7 +139,7 @@ impl Recorders {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn start(&mut self, call: CallKey, session: &SessionId, tenant_id: i64, tenant: &str, parties: Vec<String>, caller_sdp: &[u8], callee_sdp: &[u8], reason: String) {
+    pub fn start(&mut self, call: CallKey, session: &SessionId, tenant_id: i64, tenant: &str, parties: Vec<String>, caller_sdp: &[u8], callee_sdp: &[u8], reason: String, layout: Layout) {
         let Some(tap) = self.waiting.remove(&call) else {
             tracing::error!(session = %session, "no media tap for a call to record");
             return;
@@ -158,6 +158,7 @@ impl Recorders {
             id: RecordingKey { session: session.to_string(), seq: 1 },
             tenant_id,
             parties,
+            layout,
             path: self.root.join(&relative),
             relative,
             reason,
@@ -216,6 +217,7 @@ struct Job {
     id: RecordingKey,
     tenant_id: i64,
     parties: Vec<String>,
+    layout: Layout,
     path: PathBuf,
     relative: String,
     reason: String,
@@ -225,7 +227,7 @@ struct Job {
 impl Job {
     async fn run(mut self, mut tap: mpsc::Receiver<TapPacket>, mut commands: mpsc::UnboundedReceiver<Command>, a: SideCodecs, b: SideCodecs) {
         let created = create_dirs(&self.path).map_err(|e| e.to_string()).and_then(|_| {
-            CallRecorder::create_wav(&self.path, &WavOptions::default(), RecorderConfig::default(), a, b, Instant::now()).map_err(|e| e.to_string())
+            CallRecorder::create_wav(&self.path, &WavOptions::default(), RecorderConfig { layout: self.layout, ..RecorderConfig::default() }, a, b, Instant::now()).map_err(|e| e.to_string())
         });
         let started_at_ms = unix_ms(SystemTime::now());
         let mut recorder = match created {

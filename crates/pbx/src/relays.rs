@@ -2,6 +2,8 @@
 //! steered and stopped when the core asks, with their events funnelled back to it.
 
 use crate::b2bua::{CallKey, LegSide, RelayPorts};
+use hark_media::relay::{Tone, TonePlayer};
+use hark_media::PayloadFormat;
 use hark_media::relay::task::{spawn_relay, PortPool, RelayCommand, RelayOptions, RelayTaskEvent, TapPacket};
 use hark_media::{RelayConfig, Side};
 use std::collections::HashMap;
@@ -71,6 +73,13 @@ impl Relays {
         let _ = cmd.try_send(RelayCommand::UpdateRemote { side: side(leg), rtp, rtcp });
         let _ = cmd.try_send(RelayCommand::AllowIp { side: side(leg), ip: Some(source_ip) });
         let _ = cmd.try_send(RelayCommand::SetHold { side: side(leg), hold });
+    }
+
+    /// Plays `tone` to the phone on `leg` of `call` (stream `stream`'s relay).
+    pub fn play_tone(&self, call: CallKey, stream: usize, leg: LegSide, tone: Tone, formats: &[PayloadFormat]) {
+        let Some(cmd) = self.calls.get(&call).and_then(|c| c.get(stream)) else { return };
+        let player = Box::new(TonePlayer::new(tone, formats));
+        let _ = cmd.try_send(RelayCommand::PlayTone { side: side(leg), player });
     }
 
     pub fn stop(&mut self, call: CallKey) {

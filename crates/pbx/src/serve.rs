@@ -210,9 +210,10 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                         let ports = relays.start(call, streams, tap);
                         core.handle_relay_started(Instant::now(), call, ports);
                     }
-                    CoreEvent::RecordStart { call, session, tenant_id, tenant, parties, caller_sdp, callee_sdp, reason } => {
-                        recorders.start(call, &session, tenant_id, &tenant, parties, &caller_sdp, &callee_sdp, reason);
+                    CoreEvent::RecordStart { call, session, tenant_id, tenant, parties, caller_sdp, callee_sdp, reason, layout } => {
+                        recorders.start(call, &session, tenant_id, &tenant, parties, &caller_sdp, &callee_sdp, reason, layout);
                     }
+                    CoreEvent::PlayTone { call, stream, side, tone, formats } => relays.play_tone(call, stream, side, tone, &formats),
                     CoreEvent::RecordControl { call, op, source, actor } => recorders.control(call, op, source, actor),
                     CoreEvent::RecordStop { call, reason } => recorders.stop(call, reason),
                     CoreEvent::RelayUpdate { call, stream, side, rtp, rtcp, source_ip, hold } => {

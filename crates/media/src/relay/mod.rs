@@ -19,6 +19,7 @@
 
 mod leg;
 pub mod task;
+mod tone;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use leg::Leg;
 pub use leg::LegStats;
+pub use tone::{Tone, TonePlayer};
 
 use crate::packet::{looks_like_rtcp, peek_rtcp, peek_rtp};
 
@@ -141,6 +143,8 @@ pub struct MediaRelay {
     activity_floor: Instant,
     silent_reported: bool,
     events: VecDeque<RelayEvent>,
+    /// A tone being played to each side's phone (indexed by the side that hears it).
+    tones: [Option<TonePlayer>; 2],
 }
 
 impl MediaRelay {
@@ -151,6 +155,7 @@ impl MediaRelay {
             activity_floor: now,
             silent_reported: false,
             events: VecDeque::with_capacity(MAX_EVENTS),
+            tones: [None, None],
         }
     }
 
@@ -257,6 +262,30 @@ impl MediaRelay {
             }
             None => self.drop(side, DropReason::NoDestination),
         }
+    }
+
+    /// Plays a tone to `side`'s phone in the packets forwarded to it (see [`TonePlayer`]);
+    /// replaces a tone still playing there.
+    pub fn play_tone(&mut self, side: Side, player: TonePlayer) {
+        self.tones[side.index()] = Some(player);
+    }
+
+    /// Whether a tone is playing to `side`'s phone.
+    pub fn is_playing(&self, side: Side) -> bool {
+        self.tones[side.index()].is_some()
+    }
+
+    /// Called by the edge for an RTP packet about to be forwarded to `out_side` (after
+    /// [`MediaRelay::handle_packet`] said so): writes the tone playing there into
+    /// `buf[..len]` and returns the length to send. Allocates nothing.
+    pub fn rewrite_outgoing(&mut self, out_side: Side, buf: &mut [u8], len: usize) -> usize {
+        let slot = &mut self.tones[out_side.index()];
+        let Some(player) = slot else { return len };
+        let n = player.rewrite(buf, len);
+        if player.is_done() {
+            *slot = None;
+        }
+        n
     }
 
     fn drop(&mut self, side: Side, reason: DropReason) -> RelayAction {

@@ -109,6 +109,8 @@ pub struct Call {
     pub b_invite_cseq: u32,
     /// The caller's SDP offer, as received.
     pub a_offer: Vec<u8>,
+    /// The answering callee's SDP (empty until answered).
+    pub b_answer: Vec<u8>,
     /// Relay ports facing A and B, once allocated (one pair per media section).
     pub relay: Option<RelayPorts>,
     /// Our 200 to the caller, retransmitted until the ACK (RFC 3261 §13.3.1.4).

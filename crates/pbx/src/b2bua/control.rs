@@ -7,6 +7,7 @@ use super::call::{CallState, LegSide};
 use super::CallKey;
 use crate::core::{CoreEvent, PbxCore};
 use crate::registrar::UserKey;
+use hark_media::relay::Tone;
 use hark_recorder::{ControlSource, Operation};
 use hark_sip::dialog::top_via;
 use hark_sip::rsip::headers::UntypedHeader;
@@ -117,15 +118,45 @@ impl PbxCore {
     }
 
     /// Applies a pause or resume: pausing a paused recording (or one that is off) is a
-    /// no-op that still succeeds. A change reaches the recorder and both phones.
+    /// no-op that still succeeds. A change reaches the recorder and both phones, and
+    /// (a tenant option, on by default) a tone confirms it to the party who asked.
     pub(crate) fn apply_control(&mut self, now: Instant, key: CallKey, op: Operation, source: ControlSource, actor: &str) {
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
         if !call.recording.apply(op) {
             return;
         }
         tracing::info!(session = %call.session, op = op.as_str(), source = source.as_str(), actor, "recording control");
+        let requester = if call.caller.extension == actor {
+            Some(LegSide::A)
+        } else if call.callee.extension == actor {
+            Some(LegSide::B)
+        } else {
+            None
+        };
+        let tenant_id = call.tenant_id;
         self.events.push_back(CoreEvent::RecordControl { call: key, op, source, actor: actor.to_owned() });
+        if let Some(side) = requester
+            && self.directory.recording_options(tenant_id).pause_confirmation_tone
+        {
+            let tone = if op.is_pause() { Tone::RecordingPaused } else { Tone::RecordingResumed };
+            self.play_tone(key, side, tone);
+        }
         self.send_state_info(now, key);
+    }
+
+    /// Plays `tone` to the phone on `side` of an answered call, in the audio the relay
+    /// forwards to it from the other side.
+    pub(crate) fn play_tone(&mut self, key: CallKey, side: LegSide, tone: Tone) {
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        // The relay's streams follow the caller's offer; the packets carry the PTs of
+        // the side that sends them (normally the same numbers on both sides).
+        let Some((stream, a_formats)) = super::media::audio_stream(&call.a_offer) else { return };
+        let b_formats = super::media::audio_stream(&call.b_answer).map(|s| s.1).unwrap_or_default();
+        let formats = match side {
+            LegSide::A => [b_formats, a_formats].concat(),
+            LegSide::B => [a_formats, b_formats].concat(),
+        };
+        self.events.push_back(CoreEvent::PlayTone { call: key, stream, side, tone, formats });
     }
 
     /// Tells both phones the recording state (a Hark extension; phones that answer 415 or

@@ -89,6 +89,7 @@ impl PbxCore {
             b_peer: None,
             b_invite_cseq: 1,
             a_offer: offer.body,
+            b_answer: Vec::new(),
             relay: None,
             a_ok: None,
             a_ok_next: None,

@@ -19,6 +19,15 @@ impl From<SdpError> for Reject {
     }
 }
 
+/// The relay stream that carries audio (its index among the active sections, as the
+/// relays are numbered) and its audio payload formats.
+pub(crate) fn audio_stream(sdp: &[u8]) -> Option<(usize, Vec<hark_media::PayloadFormat>)> {
+    let sdp = Sdp::parse(sdp).ok()?;
+    let active: Vec<_> = sdp.media().into_iter().filter(|m| !m.is_rejected()).collect();
+    let i = active.iter().position(|m| m.kind == hark_media::MediaKind::Audio)?;
+    Some((i, active[i].formats.clone()))
+}
+
 /// A caller's offer, filtered to what the PBX can relay and record.
 pub(crate) struct Offer {
     pub body: Vec<u8>,

@@ -115,7 +115,9 @@ impl PbxCore {
         }
 
         let tenant_name = self.directory.tenant_name(call.tenant_id);
+        let options = self.directory.recording_options(call.tenant_id);
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        call.b_answer = resp.body.clone();
         // Recording starts now, with the first media after the answer.
         call.recording = super::invite::planned_state(&call.decision);
         if call.decision.audio {
@@ -128,8 +130,13 @@ impl PbxCore {
                 caller_sdp: call.a_offer.clone(),
                 callee_sdp: resp.body.clone(),
                 reason: call.decision.explain(),
+                layout: match options.layout {
+                    crate::store::RecordingLayout::Stereo => hark_recorder::Layout::Stereo,
+                    crate::store::RecordingLayout::Mono => hark_recorder::Layout::Mono,
+                },
             });
         }
+        let beep = call.decision.audio && options.start_beep;
         let contact = self.local.contact(call.a_peer.transport);
         let mut ok = response_to(&call.a_invite, status(200, "OK"), Some(&call.a_tag));
         ok.headers.push(Header::Contact(rsip::headers::Contact::new(contact.clone())));
@@ -167,6 +174,11 @@ impl PbxCore {
         self.calls.by_dialog.insert(a_id, (key, LegSide::A));
         self.calls.by_dialog.insert(b_id, (key, LegSide::B));
         self.calls.schedule(now + t1, key, TimerKind::AckWait);
+        if beep {
+            for side in [LegSide::A, LegSide::B] {
+                self.play_tone(key, side, hark_media::relay::Tone::RecordingStarted);
+            }
+        }
     }
 
     fn on_fork_failure(&mut self, now: Instant, key: CallKey, fork: usize, code: u16, reason: String) {

@@ -69,6 +69,17 @@ pub enum CoreEvent {
         caller_sdp: Vec<u8>,
         callee_sdp: Vec<u8>,
         reason: String,
+        /// The tenant's file layout (stereo, or mixed mono).
+        layout: hark_recorder::Layout,
+    },
+    /// Play a short tone to one phone of a call, written into the audio the relay
+    /// forwards to it (`formats`: the audio formats of that stream, sender's first).
+    PlayTone {
+        call: CallKey,
+        stream: usize,
+        side: crate::b2bua::LegSide,
+        tone: hark_media::relay::Tone,
+        formats: Vec<hark_media::sdp::PayloadFormat>,
     },
     /// Pause or resume the call's recording.
     RecordControl { call: CallKey, op: hark_recorder::Operation, source: hark_recorder::ControlSource, actor: String },

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 pub use port_pool::{PortLease, PortPair, PortPool, PortPoolError};
 
-use super::{MediaRelay, PacketKind, RelayAction, RelayConfig, RelayEvent, RelayStats, Side};
+use super::{MediaRelay, PacketKind, RelayAction, RelayConfig, RelayEvent, RelayStats, Side, TonePlayer};
 
 /// Receive buffer: larger than any RTP datagram on an Ethernet path.
 const RECV_BUF: usize = 4096;
@@ -56,6 +56,8 @@ pub enum RelayCommand {
         side: Side,
         ip: Option<IpAddr>,
     },
+    /// Play a tone to `side`'s phone (see [`MediaRelay::play_tone`]).
+    PlayTone { side: Side, player: Box<TonePlayer> },
     /// Current statistics.
     Stats(oneshot::Sender<RelayStats>),
     Stop,
@@ -284,6 +286,7 @@ impl Worker {
             }
             RelayCommand::SetHold { side, hold } => self.relay.set_hold(now, side, hold),
             RelayCommand::AllowIp { side, ip } => self.relay.allow_ip(side, ip),
+            RelayCommand::PlayTone { side, player } => self.relay.play_tone(side, *player),
             RelayCommand::Stats(reply) => {
                 let _ = reply.send(self.relay.stats());
             }
@@ -302,19 +305,24 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => continue,
             };
-            let packet = &buf[..n];
             let now = Instant::now();
-            match self.relay.handle_packet(now, side, kind, from, packet) {
+            match self.relay.handle_packet(now, side, kind, from, &buf[..n]) {
                 RelayAction::Forward {
                     out_side,
                     kind: out_kind,
                     to,
                 } => {
+                    // The recording gets what the phone sent, before any tone is
+                    // written over it for the other phone.
+                    self.tap(side, out_kind, now, &buf[..n]);
+                    let n = match out_kind {
+                        PacketKind::Rtp => self.relay.rewrite_outgoing(out_side, buf, n),
+                        PacketKind::Rtcp => n,
+                    };
                     let out = &self.sockets[out_side.index()][kind_index(out_kind)];
-                    if out.try_send_to(packet, to).is_err() {
+                    if out.try_send_to(&buf[..n], to).is_err() {
                         self.relay.note_send_error(out_side);
                     }
-                    self.tap(side, out_kind, now, packet);
                 }
                 RelayAction::Drop(_) => {}
             }
