@@ -18,20 +18,24 @@
 //!   body) or unknown operations, 415 for other content types, no replayed credentials,
 //!   403 once an address is banned;
 //! - a PBX killed with SIGKILL mid-call leaves a WAV that, after a restart on the same
-//!   data dir, opens and holds the audio up to the kill, its row `recovered`.
+//!   data dir, opens and holds the audio up to the kill, its row `recovered`;
+//! - the feature codes `*48`/`*49` do the same as RFC 4733 events, as SIP INFO
+//!   (`application/dtmf-relay` and `application/dtmf`) and as in-band G.711 tones, the
+//!   events naming the source (dtmf, info, inband) and the phone that typed them.
 //!
-//! Not tested here (not implemented when written): confirmation tones, video/MP4,
-//! retention purge. DTMF *48/*49 has tests of its own elsewhere.
+//! Not tested here (not implemented when written): video/MP4, retention purge.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hark_e2e::audio::{Heard, Pcm, ToneReport, analyse, read_wav_channels};
+use hark_e2e::audio::{
+    Heard, Pcm, ToneReport, alaw_to_linear, analyse, energy, goertzel, read_wav_channels, ulaw_to_linear,
+};
 use hark_e2e::calls::{
     CALLEE_HZ, CALLER_HZ, CallPbx, password, register_sipp_callee, sipp_callee,
 };
-use hark_e2e::rtp::{Payload, RtpEndpoint};
+use hark_e2e::rtp::{DtmfMode, Payload, RtpEndpoint};
 use hark_e2e::ua::{Dialog, SipMsg, Ua};
 use hark_e2e::wire::unique;
 use hark_e2e::{DOMAIN, Pbx, PbxBuilder, poll_until};
@@ -39,6 +43,10 @@ use serde_json::Value;
 
 const JSON_TYPE: &str = "application/x-media-control+json";
 const TEXT_TYPE: &str = "application/x-media-control";
+/// The PBX's confirmation tones (hark-media's relay tones) and its recording-start beep.
+const PAUSE_TONE_HZ: f64 = 950.0;
+const RESUME_TONE_HZ: f64 = 1400.0;
+const START_BEEP_HZ: f64 = 1800.0;
 const ROW_TIMEOUT: Duration = Duration::from_secs(15);
 /// How far the file's length may be from what the call's timeline says (SPEC: pausing
 /// 2 s makes the file 2 s shorter, ±0.3 s).
@@ -104,10 +112,29 @@ impl Call {
         Self::start_with_tones(pbx, from, to, CALLER_HZ, CALLEE_HZ, false)
     }
 
+    /// [`Call::start`] between phones whose SDP has no telephone-event: their DTMF can
+    /// only go in band (or by INFO).
+    fn start_without_telephone_event(pbx: &Pbx, from: &str, to: &str) -> Call {
+        Self::start_opts(pbx, from, to, CALLER_HZ, CALLEE_HZ, false, false)
+    }
+
     /// The caller plays `caller_hz`, the callee `callee_hz`, in G.711 µ-law (PT 0, both
     /// phones offering only it) when `ulaw`, else A-law (PT 8).
     fn start_with_tones(pbx: &Pbx, from: &str, to: &str, caller_hz: f64, callee_hz: f64, ulaw: bool) -> Call {
+        Self::start_opts(pbx, from, to, caller_hz, callee_hz, ulaw, true)
+    }
+
+    fn start_opts(
+        pbx: &Pbx,
+        from: &str,
+        to: &str,
+        caller_hz: f64,
+        callee_hz: f64,
+        ulaw: bool,
+        telephone_event: bool,
+    ) -> Call {
         let callee = Ua::new(pbx.sip_udp, to, &password(to), DOMAIN);
+        callee.set_telephone_event(telephone_event);
         if ulaw {
             callee.set_codec(0, "PCMU");
         }
@@ -115,6 +142,7 @@ impl Call {
         let mut b_rtp = RtpEndpoint::loopback();
         callee.answer_calls(b_rtp.port());
         let caller = Ua::new(pbx.sip_udp, from, &password(from), DOMAIN);
+        caller.set_telephone_event(telephone_event);
         if ulaw {
             caller.set_codec(0, "PCMU");
         }
@@ -184,6 +212,27 @@ impl Call {
             ));
         }
         out
+    }
+
+    /// RTP packets (20 ms) the caller's (`to_caller`) or the callee's socket received
+    /// from its relay port between `since` and `until` whose G.711 audio is mostly the
+    /// `hz` tone: the PBX's tones replace whole packets' payloads.
+    fn tone_packets(&self, to_caller: bool, since: Instant, until: Instant, hz: f64) -> usize {
+        let (ep, relay) = if to_caller { (&self.a_rtp, self.a_relay) } else { (&self.b_rtp, self.b_relay) };
+        ep.received()
+            .iter()
+            .filter(|r| r.from == relay && r.at >= since && r.at < until)
+            .filter_map(|r| r.rtp().map(|p| (p.payload_type, p.payload.to_vec())))
+            .filter(|(pt, payload)| {
+                let x: Vec<f64> = match pt {
+                    8 => payload.iter().map(|&b| f64::from(alaw_to_linear(b))).collect(),
+                    0 => payload.iter().map(|&b| f64::from(ulaw_to_linear(b))).collect(),
+                    _ => return false,
+                };
+                let e = energy(&x);
+                e > 0.0 && goertzel(&x, 8000, hz) / e >= 0.3
+            })
+            .count()
     }
 
     /// Both phones' SIP traces.
@@ -527,6 +576,11 @@ fn expect_status(pbx: &Pbx, got: &SipMsg, want: u16, what: &str, context: &str) 
 fn state_infos(ua: &Ua) -> Vec<(String, Value)> {
     ua.received_requests("INFO")
         .into_iter()
+        // DTMF INFOs the other phone typed are relayed, and are not state INFOs.
+        .filter(|m| {
+            let t = m.header("Content-Type").unwrap_or("").to_ascii_lowercase();
+            !t.starts_with("application/dtmf")
+        })
         .map(|m| {
             (
                 m.header("Content-Type").unwrap_or("").to_string(),
@@ -959,6 +1013,77 @@ enum Control {
     /// Plain text with the leg's Call-ID and no To tag, digest authenticated (callee
     /// pauses on its leg, caller resumes on its own).
     NoToTag,
+    /// `*48` / `*49` as RFC 4733 telephone-events in the RTP (caller pauses, callee
+    /// resumes).
+    Rfc4733,
+    /// `*48` as INFO `application/dtmf-relay`, `*49` as INFO `application/dtmf` (caller
+    /// pauses, callee resumes).
+    Info,
+    /// `*48` / `*49` as DTMF tones in the G.711 audio, phones without telephone-event
+    /// (callee pauses, caller resumes).
+    InBand,
+}
+
+impl Control {
+    /// Who pauses and who resumes (true: the caller).
+    fn actors(self) -> (bool, bool) {
+        match self {
+            Control::OutOfDialog => (true, true),
+            Control::InDialog | Control::Rfc4733 | Control::Info => (true, false),
+            Control::NoToTag | Control::InBand => (false, true),
+        }
+    }
+
+    fn is_feature_code(self) -> bool {
+        matches!(self, Control::Rfc4733 | Control::Info | Control::InBand)
+    }
+
+    /// The `source` the recording's events must name.
+    fn source(self) -> &'static str {
+        match self {
+            Control::OutOfDialog | Control::InDialog | Control::NoToTag => "message",
+            Control::Rfc4733 => "dtmf",
+            Control::Info => "info",
+            Control::InBand => "inband",
+        }
+    }
+}
+
+/// Types the feature code `code` (`*48`, `*49`) the `how` way from the caller
+/// (`by_caller`) or the callee; returns about when the PBX saw it complete.
+fn type_code(call: &mut Call, how: Control, by_caller: bool, code: &str, pbx: &Pbx) -> Instant {
+    let (ua, dialog, rtp) = if by_caller {
+        (&call.caller, &mut call.a, &call.a_rtp)
+    } else {
+        (&call.callee, &mut call.b, &call.b_rtp)
+    };
+    match how {
+        Control::Rfc4733 | Control::InBand => {
+            let mode = if matches!(how, Control::Rfc4733) { DtmfMode::Rfc4733 { pt: 101 } } else { DtmfMode::InBand };
+            let started = rtp.send_dtmf(code, mode);
+            let last = *started.last().expect("digits were sent");
+            // RFC 4733: the first event packet completes the code; in band, the tone
+            // must last a few 12.75 ms blocks first.
+            last + Duration::from_millis(if matches!(how, Control::InBand) { 60 } else { 5 })
+        }
+        Control::Info => {
+            let mut at = Instant::now();
+            for (i, digit) in code.chars().enumerate() {
+                let (content_type, body) = if code.ends_with('8') {
+                    ("application/dtmf-relay", format!("Signal={digit}\r\nDuration=160\r\n"))
+                } else {
+                    ("application/dtmf", digit.to_string())
+                };
+                at = Instant::now();
+                let r = ua.in_dialog(dialog, "INFO", Some(content_type), &body);
+                if r.status() != Some(200) {
+                    pbx.fail(&format!("the INFO for digit {i} of {code} was answered {}\n{}", r.first_line, ua.report()));
+                }
+            }
+            at + Duration::from_millis(5)
+        }
+        _ => unreachable!("{how:?} is not a feature code"),
+    }
 }
 
 /// Sends `op` the `how` way from the caller (`by_caller`) or the callee; returns the
@@ -993,42 +1118,53 @@ fn control(call: &mut Call, how: Control, by_caller: bool, op: &str, pbx: &Pbx) 
             expect_status(pbx, &sent.first, 407, "a MESSAGE without To tag and without credentials", &ua.report());
             sent.last
         }
+        Control::Rfc4733 | Control::Info | Control::InBand => unreachable!("{how:?} is a feature code, not a MESSAGE"),
     }
 }
 
 fn pause_and_resume(how: Control) {
     let pbx = recording_pbx(Pbx::builder(), &[]);
-    let mut call = Call::start(&pbx, "101", "102");
+    let mut call = if matches!(how, Control::InBand) {
+        Call::start_without_telephone_event(&pbx, "101", "102")
+    } else {
+        Call::start(&pbx, "101", "102")
+    };
     let sid = call.session_id();
     let t0 = call.answered;
-    let (pauser, resumer) = match how {
-        Control::OutOfDialog => (true, true),
-        Control::InDialog => (true, false),
-        Control::NoToTag => (false, true),
-    };
+    let (pauser, resumer) = how.actors();
     let ext = |caller: bool| if caller { "101" } else { "102" };
 
     sleep_until(t0 + Duration::from_secs(2));
-    let sent = Instant::now();
-    let r = control(&mut call, how, pauser, "pause-audio-recording", &pbx);
-    let t_pause = Instant::now();
-    expect_status(&pbx, &r, 200, &format!("pause ({how:?})"), &call.report());
-    let t_pause = sent + (t_pause - sent) / 2;
+    let t_pause = if how.is_feature_code() {
+        type_code(&mut call, how, pauser, "*48", &pbx)
+    } else {
+        let sent = Instant::now();
+        let r = control(&mut call, how, pauser, "pause-audio-recording", &pbx);
+        let t_pause = Instant::now();
+        expect_status(&pbx, &r, 200, &format!("pause ({how:?})"), &call.report());
+        sent + (t_pause - sent) / 2
+    };
     // The row says paused while paused.
     let row = pbx.wait_recording("the paused recording", ROW_TIMEOUT, |r| s(r, "call_session_id") == sid);
     if s(&row, "status") != "paused" {
         pbx.fail(&format!("a paused recording has status {:?}\n{}", s(&row, "status"), pretty(&row)));
     }
     // Pausing a paused recording: a no-op, still 200.
-    let again = control(&mut call, how, pauser, "pause-audio-recording", &pbx);
-    expect_status(&pbx, &again, 200, "pausing a paused recording", &call.report());
+    if !how.is_feature_code() {
+        let again = control(&mut call, how, pauser, "pause-audio-recording", &pbx);
+        expect_status(&pbx, &again, 200, "pausing a paused recording", &call.report());
+    }
 
     sleep_until(t0 + Duration::from_secs(4));
-    let sent = Instant::now();
-    let r = control(&mut call, how, resumer, "resume-audio-recording", &pbx);
-    let t_resume = Instant::now();
-    expect_status(&pbx, &r, 200, &format!("resume ({how:?})"), &call.report());
-    let t_resume = sent + (t_resume - sent) / 2;
+    let t_resume = if how.is_feature_code() {
+        type_code(&mut call, how, resumer, "*49", &pbx)
+    } else {
+        let sent = Instant::now();
+        let r = control(&mut call, how, resumer, "resume-audio-recording", &pbx);
+        let t_resume = Instant::now();
+        expect_status(&pbx, &r, 200, &format!("resume ({how:?})"), &call.report());
+        sent + (t_resume - sent) / 2
+    };
 
     sleep_until(t0 + Duration::from_secs(7));
     let ended = call.hang_up(&pbx);
@@ -1079,8 +1215,8 @@ fn pause_and_resume(how: Control) {
         ));
     }
     for (e, by) in [(pause, pauser), (resume, resumer)] {
-        if e.2 != "message" {
-            p.push(format!("the {} event's source is {:?}, expected \"message\"", e.0, e.2));
+        if e.2 != how.source() {
+            p.push(format!("the {} event's source is {:?}, expected {:?}", e.0, e.2, how.source()));
         }
         if e.3 != ext(by) {
             p.push(format!("the {} event's actor is {:?}, expected {:?}", e.0, e.3, ext(by)));
@@ -1093,7 +1229,13 @@ fn pause_and_resume(how: Control) {
         pbx.fail(&format!("{}\n{context}", p.join("\n")));
     }
 
-    check_channels(&pbx, &left, &right, &context);
+    if how.is_feature_code() {
+        // The digits typed before the pause took effect are in the file (as DTMF tones,
+        // or as the silence in place of the audio the event packets replaced).
+        check_tones(&pbx, &left, &right, (CALLER_HZ, CALLEE_HZ), &[], 0.8, &context);
+    } else {
+        check_channels(&pbx, &left, &right, &context);
+    }
 
     // The pause is the recording's, not the call's: the callee kept hearing the caller.
     let heard = call.b_rtp.alaw_audio(
@@ -1118,6 +1260,21 @@ fn pause_and_resume(how: Control) {
         check_state_infos(&pbx, ua, who, &sid, &["paused", "recording"], &context);
     }
     call.assert_no_message_relayed(&pbx);
+
+    // The tenant's confirmation tone (on by default) reached the party who asked, and
+    // only that party: two 950 Hz beeps for the pause, one 1400 Hz beep for the resume.
+    for (at, by, hz, at_least, what) in [(t_pause, pauser, PAUSE_TONE_HZ, 8, "pause"), (t_resume, resumer, RESUME_TONE_HZ, 5, "resume")] {
+        let (from, until) = (at - Duration::from_millis(200), at + Duration::from_millis(1000));
+        let heard = call.tone_packets(by, from, until, hz);
+        let other = call.tone_packets(!by, from, until, hz);
+        if heard < at_least || other > 0 {
+            pbx.fail(&format!(
+                "the {what} confirmation tone ({hz} Hz): {heard} packets of it reached the {} who asked \
+                 (want ≥ {at_least}), {other} the other phone (want 0)\n{context}",
+                if by { "caller" } else { "callee" }
+            ));
+        }
+    }
 }
 
 #[test]
@@ -1133,6 +1290,91 @@ fn pause_and_resume_by_in_dialog_text_message_cut_the_pause_from_the_file() {
 #[test]
 fn pause_and_resume_by_text_message_without_to_tag_cut_the_pause_from_the_file() {
     pause_and_resume(Control::NoToTag);
+}
+
+#[test]
+fn feature_codes_as_rfc4733_events_pause_and_resume_the_recording() {
+    pause_and_resume(Control::Rfc4733);
+}
+
+#[test]
+fn feature_codes_as_sip_info_pause_and_resume_the_recording() {
+    pause_and_resume(Control::Info);
+}
+
+#[test]
+fn feature_codes_as_in_band_tones_pause_and_resume_the_recording() {
+    pause_and_resume(Control::InBand);
+}
+
+#[test]
+fn tenant_options_mono_layout_start_beep_and_no_pause_tone_are_applied() {
+    let pbx = recording_pbx(Pbx::builder(), &[]);
+    set(
+        &pbx,
+        &["tenant", "set", "--tenant", "office", "--recording-layout", "mono", "--start-beep", "on", "--pause-tone", "off"],
+    );
+    let mut call = Call::start(&pbx, "101", "102");
+    let sid = call.session_id();
+    let t0 = call.answered;
+
+    // The start beep: both phones hear it once, right after the answer.
+    sleep_until(t0 + Duration::from_secs(2));
+    for to_caller in [true, false] {
+        let n = call.tone_packets(to_caller, t0 - Duration::from_millis(500), t0 + Duration::from_secs(2), START_BEEP_HZ);
+        if !(10..=14).contains(&n) {
+            pbx.fail(&format!(
+                "the recording-start beep (250 ms of {START_BEEP_HZ} Hz): the {} received {n} packets of it, want 12 or 13\n{}{}",
+                if to_caller { "caller" } else { "callee" },
+                call.media_timeline(),
+                call.report()
+            ));
+        }
+    }
+
+    // Pause without the confirmation tone.
+    let r = control(&mut call, Control::InDialog, true, "pause-audio-recording", &pbx);
+    expect_status(&pbx, &r, 200, "pause", &call.report());
+    let t_pause = Instant::now();
+    sleep_until(t_pause + Duration::from_secs(1));
+    let r = control(&mut call, Control::InDialog, true, "resume-audio-recording", &pbx);
+    expect_status(&pbx, &r, 200, "resume", &call.report());
+    sleep_until(Instant::now() + Duration::from_secs(1));
+    for to_caller in [true, false] {
+        let n = call.tone_packets(to_caller, t_pause - Duration::from_millis(500), Instant::now(), PAUSE_TONE_HZ)
+            + call.tone_packets(to_caller, t_pause - Duration::from_millis(500), Instant::now(), RESUME_TONE_HZ);
+        if n > 0 {
+            pbx.fail(&format!("with --pause-tone off a phone still heard {n} packets of a confirmation tone"));
+        }
+    }
+    call.hang_up(&pbx);
+
+    // One mixed channel holding both phones' tones.
+    let row = finished_recording(&pbx, &sid);
+    check_row(&pbx, &row, &sid, "completed");
+    let path = s(&row, "path");
+    let spec = hound::WavReader::open(&path).unwrap_or_else(|e| pbx.fail(&format!("hound cannot open {path}: {e}"))).spec();
+    if (spec.channels, spec.sample_rate) != (1, 8000) {
+        pbx.fail(&format!("a mono tenant's recording is {spec:?}, want 1 channel at 8000 Hz\n{}", pretty(&row)));
+    }
+    let (_, mut ch) = read_wav_channels(Path::new(&path)).unwrap_or_else(|e| pbx.fail(&e));
+    let mono = ch.pop().expect("one channel");
+    let x = &mono.samples[(0.3 * 8000.0) as usize..mono.samples.len().saturating_sub(1600)];
+    // Mean share of each tone over 100 ms windows (a sum of two equal sines gives 0.25
+    // each).
+    let share = |hz: f64| {
+        let w: Vec<f64> = x.chunks_exact(800).map(|c| goertzel(c, 8000, hz) / energy(c).max(1.0)).collect();
+        w.iter().sum::<f64>() / w.len().max(1) as f64
+    };
+    let (caller, callee) = (share(CALLER_HZ), share(CALLEE_HZ));
+    if caller < 0.15 || callee < 0.15 {
+        pbx.fail(&format!(
+            "the mono recording should mix both phones: share of {CALLER_HZ} Hz {caller:.2}, of {CALLEE_HZ} Hz {callee:.2} (want ≥ 0.15 each)"
+        ));
+    }
+    if row.get("channels").and_then(Value::as_u64).is_some_and(|c| c != 1) {
+        pbx.fail(&format!("the row says {} channels\n{}", row["channels"], pretty(&row)));
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -101,9 +101,108 @@ pub fn marker_of(payload: &[u8]) -> Option<[u8; 4]> {
     (payload.len() >= 4).then(|| [payload[0], payload[1], payload[2], payload[3]])
 }
 
+/// How a sender types DTMF digits into its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-events with this payload type, in place of the audio: a
+    /// marked first packet, 100 ms of growing durations, the end packet sent 3 times.
+    Rfc4733 { pt: u8 },
+    /// The digit's two tones (ITU-T Q.23) encoded in the stream's own G.711 for 100 ms.
+    InBand,
+}
+
+/// Frames (20 ms) a digit's tone or event lasts, then frames of plain audio after it.
+const DIGIT_FRAMES: u32 = 5;
+const INTER_DIGIT_FRAMES: u32 = 4;
+
+#[derive(Default)]
+struct DtmfShared {
+    queue: std::collections::VecDeque<(char, DtmfMode)>,
+    /// When each queued digit's first packet went out.
+    started: Vec<Instant>,
+    busy: bool,
+}
+
+/// The RFC 4733 event code of a keypad digit.
+pub fn dtmf_event_code(digit: char) -> Option<u8> {
+    match digit {
+        '0'..='9' => Some(digit as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        'A'..='D' => Some(digit as u8 - b'A' + 12),
+        _ => None,
+    }
+}
+
+/// The (row, column) frequencies of a keypad digit.
+pub fn dtmf_tones(digit: char) -> Option<(f64, f64)> {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    KEYS.iter().enumerate().find_map(|(r, row)| row.find(digit).map(|c| (ROWS[r], COLS[c])))
+}
+
+/// One digit being sent, frame by frame.
+struct Typing {
+    digit: char,
+    mode: DtmfMode,
+    frame: u32,
+    /// The RTP timestamp of the event (its first packet's).
+    timestamp: u32,
+}
+
+impl Typing {
+    /// The packet for this frame, or None once the digit and its pause are over.
+    fn next(&mut self, seq: u16, ts: u32, ssrc: u32, audio_pt: u8) -> Option<Option<Vec<u8>>> {
+        let f = self.frame;
+        self.frame += 1;
+        match self.mode {
+            DtmfMode::Rfc4733 { pt } => {
+                // DIGIT_FRAMES updates, the last one ends the event; two retransmissions of
+                // the end, then plain audio until the pause is over.
+                if f >= DIGIT_FRAMES + 2 + INTER_DIGIT_FRAMES {
+                    return None;
+                }
+                if f >= DIGIT_FRAMES + 2 {
+                    return Some(None);
+                }
+                let last = f + 1 >= DIGIT_FRAMES;
+                let duration = (f.min(DIGIT_FRAMES - 1) + 1) * 160;
+                let code = dtmf_event_code(self.digit).unwrap_or(0);
+                let body = [code, if last { 0x80 } else { 0 } | 10, (duration >> 8) as u8, duration as u8];
+                let mut p = rtp_packet(pt, seq, self.timestamp, ssrc, &body);
+                if f == 0 {
+                    p[1] |= 0x80; // marker: a new event
+                }
+                Some(Some(p))
+            }
+            DtmfMode::InBand => {
+                if f >= DIGIT_FRAMES + INTER_DIGIT_FRAMES {
+                    return None;
+                }
+                if f >= DIGIT_FRAMES {
+                    return Some(None);
+                }
+                let (lo, hi) = dtmf_tones(self.digit).unwrap_or((697.0, 1209.0));
+                let body: Vec<u8> = (0..160u32)
+                    .map(|i| {
+                        let t = f64::from(f * 160 + i) / 8000.0;
+                        let x = 7000.0 * ((2.0 * std::f64::consts::PI * lo * t).sin()
+                            + (2.0 * std::f64::consts::PI * hi * t).sin());
+                        let x = x as i16;
+                        if audio_pt == 0 { crate::audio::linear_to_ulaw(x) } else { crate::audio::linear_to_alaw(x) }
+                    })
+                    .collect();
+                Some(Some(rtp_packet(audio_pt, seq, ts, ssrc, &body)))
+            }
+        }
+    }
+}
+
 struct Sender {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<u64>>,
+    dtmf: Arc<Mutex<DtmfShared>>,
 }
 
 /// A UDP socket on `ip` (port chosen by the kernel) that records what it receives.
@@ -173,7 +272,10 @@ impl RtpEndpoint {
         let socket = Arc::clone(&self.socket);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let dtmf: Arc<Mutex<DtmfShared>> = Arc::default();
+        let keys = Arc::clone(&dtmf);
         let handle = thread::spawn(move || {
+            let mut typing: Option<Typing> = None;
             let mut tone = match payload {
                 Payload::AlawTone(f) => Some(AlawTone::new(f)),
                 Payload::Marked(_) | Payload::UlawTone(_) => None,
@@ -188,6 +290,30 @@ impl RtpEndpoint {
             while !flag.load(Ordering::Relaxed) {
                 let seq = (n & 0xffff) as u16;
                 let ts = (n as u32).wrapping_mul(160);
+                let typed = {
+                    let mut k = keys.lock().unwrap_or_else(|p| p.into_inner());
+                    if typing.is_none() {
+                        if let Some((digit, mode)) = k.queue.pop_front() {
+                            k.started.push(Instant::now());
+                            typing = Some(Typing { digit, mode, frame: 0, timestamp: ts });
+                        }
+                    }
+                    let out = typing.as_mut().and_then(|t| t.next(seq, ts, ssrc, pt));
+                    if out.is_none() {
+                        typing = None;
+                    }
+                    k.busy = typing.is_some() || !k.queue.is_empty();
+                    out.flatten()
+                };
+                if let Some(p) = typed {
+                    let _ = socket.send_to(&p, to);
+                    n += 1;
+                    let next = start + Duration::from_millis(20 * n);
+                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                        thread::sleep(wait);
+                    }
+                    continue;
+                }
                 let body = match (&payload, tone.as_mut()) {
                     (_, Some(t)) => t.next_frame(),
                     (Payload::UlawTone(_), None) => ulaw.as_mut().expect("µ-law tone").next_frame(),
@@ -213,7 +339,31 @@ impl RtpEndpoint {
         self.senders.push(Sender {
             stop,
             handle: Some(handle),
+            dtmf,
         });
+    }
+
+    /// Types `digits` into the first sender's stream the `mode` way, and returns once
+    /// they are all sent, with the time each digit's first packet went out.
+    pub fn send_dtmf(&self, digits: &str, mode: DtmfMode) -> Vec<Instant> {
+        let sender = self.senders.first().expect("send_dtmf needs a running sender");
+        {
+            let mut k = sender.dtmf.lock().unwrap_or_else(|p| p.into_inner());
+            k.started.clear();
+            k.queue.extend(digits.chars().map(|d| (d, mode)));
+            k.busy = true;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(200) * digits.len() as u32;
+        loop {
+            {
+                let mut k = sender.dtmf.lock().unwrap_or_else(|p| p.into_inner());
+                if !k.busy && k.queue.is_empty() {
+                    return std::mem::take(&mut k.started);
+                }
+            }
+            assert!(Instant::now() < deadline, "the RTP sender did not send the digits {digits:?}");
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Stops every sender; returns how many packets each sent.

@@ -268,6 +268,8 @@ struct Shared {
     log: Mutex<Vec<Traced>>,
     /// The one audio codec offered and answered: (payload type, rtpmap name).
     codec: Mutex<(u8, String)>,
+    /// Whether SDP offers and answers carry telephone-event (PT 101).
+    telephone_event: AtomicBool,
     info_answer: AtomicU16,
     answering: Mutex<Option<Answering>>,
     /// Responses already sent to a request, by (Call-ID, CSeq, method): resent on its
@@ -301,6 +303,7 @@ impl Ua {
         let shared = Arc::new(Shared {
             log: Mutex::default(),
             codec: Mutex::new((8, "PCMA".to_string())),
+            telephone_event: AtomicBool::new(true),
             info_answer: AtomicU16::new(200),
             answering: Mutex::default(),
             answered: Mutex::default(),
@@ -347,9 +350,14 @@ impl Ua {
         *lock(&self.shared.codec) = (payload_type, name.to_string());
     }
 
+    /// Whether this UA's SDP offers and answers carry telephone-event (default yes);
+    /// without it a phone can only send DTMF in band or by INFO.
+    pub fn set_telephone_event(&self, on: bool) {
+        self.shared.telephone_event.store(on, Ordering::Relaxed);
+    }
+
     fn sdp(&self, port: u16) -> String {
-        let (pt, name) = lock(&self.shared.codec).clone();
-        sdp_with(port, pt, &name)
+        sdp_of(&self.shared, port)
     }
 
     /// Answers every INVITE from now on (180, then 200 with an SDP naming `rtp_port`).
@@ -725,6 +733,16 @@ pub fn sdp_offer(port: u16) -> String {
     sdp_with(port, 8, "PCMA")
 }
 
+fn sdp_of(shared: &Shared, port: u16) -> String {
+    let (pt, name) = lock(&shared.codec).clone();
+    let sdp = sdp_with(port, pt, &name);
+    if shared.telephone_event.load(Ordering::Relaxed) {
+        return sdp;
+    }
+    sdp.replace(&format!(" {pt} 101\r\n"), &format!(" {pt}\r\n"))
+        .replace("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n", "")
+}
+
 /// An SDP of one 8 kHz audio codec (`pt`, `name`) and telephone-event on 127.0.0.1:`port`.
 pub fn sdp_with(port: u16, pt: u8, name: &str) -> String {
     format!(
@@ -797,8 +815,7 @@ fn read_loop(socket: &UdpSocket, server: SocketAddr, shared: &Shared) {
                     match answering {
                         Some(a) if msg.to_tag().is_none() => {
                             let contact = format!("Contact: <sip:uas@{local};transport=udp>\r\n");
-                            let (pt, name) = lock(&shared.codec).clone();
-                            let sdp = sdp_with(a.rtp_port, pt, &name);
+                            let sdp = sdp_of(shared, a.rtp_port);
                             let ringing = response_to(&msg, 180, "Ringing", &a.tag, &contact, "");
                             let ok = response_to(
                                 &msg,
