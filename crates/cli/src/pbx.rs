@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub mod cdr;
 #[path = "recordings.rs"]
 pub mod recordings;
+#[path = "trunk.rs"]
+pub mod trunk;
 
 #[derive(Subcommand)]
 pub enum PbxCommand {
@@ -33,6 +35,10 @@ pub enum PbxCommand {
     /// Call recordings.
     #[command(subcommand)]
     Recordings(recordings::RecordingsCommand),
+    /// Trunks to carriers: registration or IP authentication, inbound numbers, outbound
+    /// routes.
+    #[command(subcommand)]
+    Trunk(trunk::TrunkCommand),
 }
 
 #[derive(Args)]
@@ -112,7 +118,7 @@ pub struct AlgorithmList(Vec<Algorithm>);
 pub enum UserCommand {
     /// Add an extension to a tenant.
     Add(UserAddArgs),
-    /// Change an extension's recording switches.
+    /// Change an extension's recording switches and call forwarding.
     Set(UserSetArgs),
     /// List a tenant's extensions.
     List(UserListArgs),
@@ -187,6 +193,38 @@ pub struct UserSetArgs {
     record_audio: Option<OnOff>,
     #[arg(long)]
     record_video: Option<OnOff>,
+    /// Forward every call to an extension or an external number; `off` stops it.
+    #[arg(long, value_name = "NUMBER|off", value_parser = parse_forward)]
+    forward_always: Option<ForwardTo>,
+    /// Forward calls when the user's phones are busy; `off` stops it.
+    #[arg(long, value_name = "NUMBER|off", value_parser = parse_forward)]
+    forward_busy: Option<ForwardTo>,
+    /// Forward calls nobody answers within --no-answer-secs; `off` stops it.
+    #[arg(long, value_name = "NUMBER|off", value_parser = parse_forward)]
+    forward_no_answer: Option<ForwardTo>,
+    /// How long the user's phones ring before --forward-no-answer takes the call (5-300).
+    #[arg(long, value_name = "N", value_parser = parse_no_answer_secs)]
+    no_answer_secs: Option<u32>,
+}
+
+/// A forwarding target, or `off` (`None`).
+#[derive(Clone, Debug)]
+pub struct ForwardTo(Option<String>);
+
+fn parse_forward(s: &str) -> Result<ForwardTo, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(ForwardTo(None));
+    }
+    hark_pbx::store::validate_forward_target(s).map_err(|e| e.to_string())?;
+    Ok(ForwardTo(Some(s.to_owned())))
+}
+
+fn parse_no_answer_secs(s: &str) -> Result<u32, String> {
+    let range = hark_pbx::store::NO_ANSWER_SECS_RANGE;
+    match s.parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("use a number of seconds from {} to {}", range.start(), range.end())),
+    }
 }
 
 #[derive(Args)]
@@ -324,6 +362,7 @@ pub fn run(cmd: PbxCommand) -> CliResult {
         PbxCommand::Tenant(TenantCommand::List(a)) => tenant_list(a),
         PbxCommand::Cdr(cmd) => cdr::run(cmd),
         PbxCommand::Recordings(cmd) => recordings::run(cmd),
+        PbxCommand::Trunk(cmd) => trunk::run(cmd),
         PbxCommand::System(SystemCommand::Set(a)) => {
             let store = open_existing(&a.data.data)?;
             store.set_record_between_external_numbers(a.record_between_external_numbers.into())?;
@@ -483,15 +522,46 @@ fn user_import(a: UserImportArgs) -> CliResult {
 }
 
 fn user_set(a: UserSetArgs) -> CliResult {
-    let store = open_existing(&a.data.data)?;
+    let mut store = open_existing(&a.data.data)?;
     let tenant = store
         .tenant_by_name(&a.tenant)?
         .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
-    if a.record_audio.is_none() && a.record_video.is_none() {
-        return Err("nothing to change: give --record-audio and/or --record-video".into());
+    let forwarding = hark_pbx::store::ForwardingUpdate {
+        always: a.forward_always.map(|f| f.0),
+        busy: a.forward_busy.map(|f| f.0),
+        no_answer: a.forward_no_answer.map(|f| f.0),
+        no_answer_secs: a.no_answer_secs,
+    };
+    let recording = a.record_audio.is_some() || a.record_video.is_some();
+    if !recording && forwarding.is_empty() {
+        return Err("nothing to change: give --record-audio, --record-video, --forward-always, --forward-busy, --forward-no-answer and/or --no-answer-secs".into());
     }
-    store.update_user_recording(tenant.id, &a.ext, a.record_audio.map(Into::into), a.record_video.map(Into::into))?;
+    // One transaction: every change, or none when one is refused.
+    store.atomically(|store| {
+        if recording {
+            store.update_user_recording(tenant.id, &a.ext, a.record_audio.map(Into::into), a.record_video.map(Into::into))?;
+        }
+        if !forwarding.is_empty() {
+            store.set_user_forwarding(tenant.id, &a.ext, &forwarding)?;
+        }
+        Ok(())
+    })?;
     Ok(())
+}
+
+/// The forwarding column of `user list`: "-" when none.
+fn forwarding_summary(f: &hark_pbx::store::Forwarding) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = &f.always {
+        parts.push(format!("always>{t}"));
+    }
+    if let Some(t) = &f.busy {
+        parts.push(format!("busy>{t}"));
+    }
+    if let Some(t) = &f.no_answer {
+        parts.push(format!("no-answer({}s)>{t}", f.no_answer_secs));
+    }
+    if parts.is_empty() { "-".to_owned() } else { parts.join(",") }
 }
 
 fn user_list(a: UserListArgs) -> CliResult {
@@ -500,25 +570,34 @@ fn user_list(a: UserListArgs) -> CliResult {
         .tenant_by_name(&a.tenant)?
         .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
     let users = store.list_users(tenant.id)?;
+    let forwarding: std::collections::HashMap<String, hark_pbx::store::Forwarding> =
+        store.list_forwarding(tenant.id)?.into_iter().collect();
+    let forwarding_of = |ext: &str| forwarding.get(ext).cloned().unwrap_or_default();
     if a.json {
         let rows: Vec<_> = users
             .iter()
             .map(|u| {
+                let f = forwarding_of(&u.extension);
                 serde_json::json!({
                     "extension": u.extension,
                     "display_name": u.display_name,
                     "role": u.role.to_string(),
                     "record_audio_calls": u.record_audio_calls,
                     "record_video_calls": u.record_video_calls,
+                    "forward_always": f.always,
+                    "forward_busy": f.busy,
+                    "forward_no_answer": f.no_answer,
+                    "no_answer_secs": f.no_answer_secs,
                 })
             })
             .collect();
         println!("{}", serde_json::Value::Array(rows));
     } else {
-        println!("{:<12} {:<8} {:<8} {:<14} NAME", "EXTENSION", "AUDIO", "VIDEO", "ROLE");
+        println!("{:<12} {:<8} {:<8} {:<14} {:<40} NAME", "EXTENSION", "AUDIO", "VIDEO", "ROLE", "FORWARD");
         for u in users {
             let on = |b: bool| if b { "on" } else { "off" };
-            println!("{:<12} {:<8} {:<8} {:<14} {}", u.extension, on(u.record_audio_calls), on(u.record_video_calls), u.role.to_string(), u.display_name);
+            let f = forwarding_summary(&forwarding_of(&u.extension));
+            println!("{:<12} {:<8} {:<8} {:<14} {:<40} {}", u.extension, on(u.record_audio_calls), on(u.record_video_calls), u.role.to_string(), f, u.display_name);
         }
     }
     Ok(())

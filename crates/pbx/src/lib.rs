@@ -13,3 +13,4 @@ pub mod registrar;
 pub mod relays;
 pub mod serve;
 pub mod store;
+pub mod trunk_registration;

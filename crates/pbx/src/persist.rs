@@ -44,6 +44,16 @@ fn load(store: &Store) -> Result<(Directory, HashMap<UserId, UserKey>), StoreErr
             }
             dir.add_user(key, UserAuth { ha1_md5: u.ha1_md5, ha1_sha256: u.ha1_sha256 });
         }
+        for (extension, forwarding) in store.list_forwarding(t.id)? {
+            dir.set_forwarding(UserKey { tenant_id: t.id.0, extension }, forwarding);
+        }
+    }
+    for t in store.list_all_trunks()? {
+        match crate::directory::Trunk::from_store(&t) {
+            Ok(trunk) => dir.add_trunk(trunk),
+            // The others still work; the admin sees why this one does not.
+            Err(e) => tracing::warn!(error = %e, "trunk skipped"),
+        }
     }
     Ok((dir, ids))
 }

@@ -112,6 +112,8 @@ pub struct PbxCore {
     pub(crate) local: LocalAddrs,
     /// Wall-clock time at `wall_base.0`, for CDR timestamps (the core reads no clock).
     wall_base: (Instant, SystemTime),
+    /// Registrations of the trunks that register to their carrier (core/trunks.rs).
+    pub(crate) trunk_regs: trunks::TrunkRegistrations,
 }
 
 impl PbxCore {
@@ -129,6 +131,7 @@ impl PbxCore {
             calls: Calls::default(),
             local: LocalAddrs { ip: std::net::Ipv4Addr::LOCALHOST.into(), udp_port: 5060, tcp_port: 5060 },
             wall_base: (now, SystemTime::UNIX_EPOCH),
+            trunk_regs: trunks::TrunkRegistrations::new(now),
             config,
         }
     }
@@ -159,6 +162,7 @@ impl PbxCore {
     /// Replaces the tenants/users view (after an admin change).
     pub fn set_directory(&mut self, directory: Directory) {
         self.directory = directory;
+        self.trunk_regs.directory_changed();
     }
 
     pub fn registrations(&self) -> usize {
@@ -185,7 +189,9 @@ impl PbxCore {
                 }
             }
             Inbound::Message { peer, msg: SipMessage::Response(resp) } => {
-                if let Some(ev) = self.tx.handle_response(now, resp, peer) {
+                if let Some(ev) = self.tx.handle_response(now, resp, peer)
+                    && !self.on_trunk_response(now, &ev.id, &ev.response)
+                {
                     self.on_response(now, ev.id, ev.response);
                 }
             }
@@ -212,8 +218,11 @@ impl PbxCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tx.handle_timeout(now);
+        self.drive_trunk_registrations(now);
         while let Some(ev) = self.tx.poll_event() {
-            if let hark_sip::transaction::TxEvent::ClientTimeout { id } | hark_sip::transaction::TxEvent::TransportError { id } = ev {
+            if let hark_sip::transaction::TxEvent::ClientTimeout { id } | hark_sip::transaction::TxEvent::TransportError { id } = ev
+                && !self.on_trunk_tx_failure(now, &id)
+            {
                 self.on_client_timeout(now, id);
             }
         }
@@ -234,7 +243,7 @@ impl PbxCore {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.tx.poll_timeout(), self.location.next_expiry(), self.calls.next_timer()].into_iter().flatten().min()
+        [self.tx.poll_timeout(), self.location.next_expiry(), self.calls.next_timer(), self.trunk_registrations_timeout()].into_iter().flatten().min()
     }
 
     fn on_request(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
@@ -397,6 +406,8 @@ impl PbxCore {
         }
     }
 }
+
+mod trunks;
 
 #[cfg(test)]
 mod tests;

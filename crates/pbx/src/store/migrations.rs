@@ -31,6 +31,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: V3_RECORDINGS,
         seed: None,
     },
+    Migration {
+        version: 4,
+        name: "trunks, DIDs, outbound routes, call forwarding",
+        sql: V4_TRUNKS,
+        seed: None,
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -353,6 +359,89 @@ CREATE TRIGGER cdr_insert_links_recordings AFTER INSERT ON cdr
         UPDATE recordings SET cdr_id = NEW.id
         WHERE call_session_id = NEW.call_session_id AND cdr_id IS NULL;
     END;
+";
+
+/// Version 4: trunks to carriers (SPEC §3, §4 `hark pbx trunk add`) and per-user call
+/// forwarding (`hark pbx user set --forward-*`).
+///
+/// All of it is configuration: every table has config_version triggers (the user columns
+/// are covered by `users_update_bumps_config`), so a running `serve` reloads its directory
+/// and starts or stops trunk registrations within a poll.
+///
+/// `trunk_outbound.pattern` is a regular expression (Rust `regex` syntax) matched against
+/// the whole dialled number; the store validates it before inserting. When it has a
+/// capture group (the one named `number`, else the first), the number sent to the carrier
+/// is what that group matched (`^9(\d+)$`: dial 9 for an outside line, the 9 is dropped);
+/// without a group the dialled number goes out unchanged.
+const V4_TRUNKS: &str = "
+CREATE TABLE trunks (
+    id                 INTEGER PRIMARY KEY,
+    tenant_id          INTEGER NOT NULL REFERENCES tenants (id),
+    -- NOCASE like tenant names: admins type --name Carrier or --name carrier.
+    name               TEXT NOT NULL COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 64),
+    -- The carrier's address as given, 'host:port' (a name is resolved when the PBX loads).
+    host               TEXT NOT NULL CHECK (length(host) BETWEEN 3 AND 260),
+    -- Digest credentials for registering; both NULL: the carrier is authenticated by its
+    -- IP address (any source port).
+    username           TEXT CHECK (username IS NULL OR length(username) BETWEEN 1 AND 128),
+    password           TEXT CHECK (password IS NULL OR length(password) BETWEEN 1 AND 128),
+    -- Inbound calls to a number without a DID row go to this extension (NULL: refused).
+    default_extension  TEXT CHECK (default_extension IS NULL
+                                   OR length(default_extension) BETWEEN 1 AND 32),
+    -- The number presented as caller on outbound calls (NULL: the caller's own).
+    caller_id          TEXT CHECK (caller_id IS NULL OR length(caller_id) BETWEEN 1 AND 32),
+    created_at         INTEGER NOT NULL DEFAULT (unixepoch()),
+    UNIQUE (tenant_id, name),
+    CHECK ((username IS NULL) = (password IS NULL))
+) STRICT;
+
+-- Inbound routing: a dialled number (DID) of the trunk to an extension of its tenant.
+CREATE TABLE trunk_dids (
+    id         INTEGER PRIMARY KEY,
+    trunk_id   INTEGER NOT NULL REFERENCES trunks (id) ON DELETE CASCADE,
+    number     TEXT NOT NULL CHECK (length(number) BETWEEN 1 AND 32),
+    extension  TEXT NOT NULL CHECK (length(extension) BETWEEN 1 AND 32),
+    UNIQUE (trunk_id, number)
+) STRICT;
+
+-- Outbound routing: dialled numbers matching `pattern` leave through the trunk; a
+-- tenant's trunks are tried in id order, a trunk's patterns in `position` order.
+CREATE TABLE trunk_outbound (
+    id        INTEGER PRIMARY KEY,
+    trunk_id  INTEGER NOT NULL REFERENCES trunks (id) ON DELETE CASCADE,
+    position  INTEGER NOT NULL CHECK (position >= 0),
+    pattern   TEXT NOT NULL CHECK (length(pattern) BETWEEN 1 AND 256),
+    UNIQUE (trunk_id, position)
+) STRICT;
+
+-- Call forwarding: an extension of the tenant or an external number; NULL is off.
+ALTER TABLE users ADD COLUMN forward_always TEXT
+    CHECK (forward_always IS NULL OR length(forward_always) BETWEEN 1 AND 32);
+ALTER TABLE users ADD COLUMN forward_busy TEXT
+    CHECK (forward_busy IS NULL OR length(forward_busy) BETWEEN 1 AND 32);
+ALTER TABLE users ADD COLUMN forward_no_answer TEXT
+    CHECK (forward_no_answer IS NULL OR length(forward_no_answer) BETWEEN 1 AND 32);
+ALTER TABLE users ADD COLUMN no_answer_secs INTEGER NOT NULL DEFAULT 20
+    CHECK (no_answer_secs BETWEEN 5 AND 300);
+
+CREATE TRIGGER trunks_insert_bumps_config AFTER INSERT ON trunks
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunks_update_bumps_config AFTER UPDATE ON trunks
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunks_delete_bumps_config AFTER DELETE ON trunks
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunk_dids_insert_bumps_config AFTER INSERT ON trunk_dids
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunk_dids_update_bumps_config AFTER UPDATE ON trunk_dids
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunk_dids_delete_bumps_config AFTER DELETE ON trunk_dids
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunk_outbound_insert_bumps_config AFTER INSERT ON trunk_outbound
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunk_outbound_update_bumps_config AFTER UPDATE ON trunk_outbound
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER trunk_outbound_delete_bumps_config AFTER DELETE ON trunk_outbound
+    BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
 ";
 
 #[cfg(test)]

@@ -22,11 +22,14 @@ mod migrations;
 mod recordings;
 mod settings;
 mod tenants;
+mod trunks;
 mod users;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trunk_tests;
 
 use std::path::Path;
 use std::time::Duration;
@@ -49,7 +52,15 @@ pub use recordings::{
 };
 pub use settings::SystemSettings;
 pub use tenants::{Tenant, TenantId};
-pub use users::{NewUser, Role, User, UserId};
+pub use trunks::{
+    DEFAULT_SIP_PORT, Did, MAX_NUMBER_LEN, MAX_PATTERN_LEN, MAX_TRUNK_NAME_LEN, NewTrunk, Trunk,
+    TrunkId, compile_outbound_pattern, outbound_number, split_trunk_host, validate_forward_target,
+    validate_number, validate_trunk_name,
+};
+pub use users::{
+    DEFAULT_NO_ANSWER_SECS, Forwarding, ForwardingUpdate, NO_ANSWER_SECS_RANGE, NewUser, Role, User,
+    UserId,
+};
 pub use validate::{
     MAX_DISPLAY_NAME_LEN, MAX_EXTENSION_LEN, MAX_TENANT_NAME_LEN, normalize_domain,
     validate_display_name, validate_extension, validate_tenant_name,

@@ -305,3 +305,152 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+/// Shortest and longest no-answer time before a forward (`--no-answer-secs`).
+pub const NO_ANSWER_SECS_RANGE: std::ops::RangeInclusive<u32> = 5..=300;
+/// The no-answer time of a user who never set one.
+pub const DEFAULT_NO_ANSWER_SECS: u32 = 20;
+
+/// A user's call forwarding (`hark pbx user set --forward-*`). Each target is an
+/// extension of the tenant or an external number; `None` is off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forwarding {
+    /// Every call goes to this target; the user's phones do not ring.
+    pub always: Option<String>,
+    /// When the user's phones answer busy (486/600).
+    pub busy: Option<String>,
+    /// When nobody answers within `no_answer_secs`.
+    pub no_answer: Option<String>,
+    pub no_answer_secs: u32,
+}
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Forwarding { always: None, busy: None, no_answer: None, no_answer_secs: DEFAULT_NO_ANSWER_SECS }
+    }
+}
+
+/// A change of forwarding: for each target `None` keeps it, `Some(None)` turns it off,
+/// `Some(Some(t))` sets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardingUpdate {
+    pub always: Option<Option<String>>,
+    pub busy: Option<Option<String>>,
+    pub no_answer: Option<Option<String>>,
+    pub no_answer_secs: Option<u32>,
+}
+
+impl ForwardingUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.always.is_none() && self.busy.is_none() && self.no_answer.is_none() && self.no_answer_secs.is_none()
+    }
+}
+
+fn forwarding_from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<Forwarding> {
+    Ok(Forwarding {
+        always: r.get(first)?,
+        busy: r.get(first + 1)?,
+        no_answer: r.get(first + 2)?,
+        no_answer_secs: r.get(first + 3)?,
+    })
+}
+
+impl Store {
+    /// One user's forwarding; `NotFound` for an unknown extension.
+    pub fn user_forwarding(&self, tenant_id: TenantId, extension: &str) -> Result<Forwarding, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT forward_always, forward_busy, forward_no_answer, no_answer_secs
+                 FROM users WHERE tenant_id = ?1 AND extension = ?2",
+            )?
+            .query_row((tenant_id.0, extension), |r| forwarding_from_row(r, 0))
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "extension {extension} not found in tenant {}",
+                    self.tenant_label(tenant_id)
+                ))
+            })
+    }
+
+    /// Every user's forwarding in a tenant, by extension (users without any included).
+    pub fn list_forwarding(&self, tenant_id: TenantId) -> Result<Vec<(String, Forwarding)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT extension, forward_always, forward_busy, forward_no_answer, no_answer_secs
+             FROM users WHERE tenant_id = ?1 ORDER BY length(extension), extension",
+        )?;
+        let rows = stmt.query_map([tenant_id.0], |r| Ok((r.get(0)?, forwarding_from_row(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Changes a user's forwarding. Targets are checked (an extension or a number, never
+    /// the user itself) and `no_answer_secs` must lie in [`NO_ANSWER_SECS_RANGE`].
+    pub fn set_user_forwarding(
+        &self,
+        tenant_id: TenantId,
+        extension: &str,
+        update: &ForwardingUpdate,
+    ) -> Result<(), StoreError> {
+        for target in [&update.always, &update.busy, &update.no_answer].into_iter().flatten().flatten() {
+            super::trunks::validate_forward_target(target)?;
+            if target == extension {
+                return Err(StoreError::Invalid(format!("extension {extension} cannot forward to itself")));
+            }
+        }
+        if let Some(secs) = update.no_answer_secs
+            && !NO_ANSWER_SECS_RANGE.contains(&secs)
+        {
+            return Err(StoreError::Invalid(format!(
+                "invalid no-answer time {secs}: use {} to {} seconds",
+                NO_ANSWER_SECS_RANGE.start(),
+                NO_ANSWER_SECS_RANGE.end()
+            )));
+        }
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE users SET
+                    forward_always    = CASE WHEN ?3 THEN ?4 ELSE forward_always END,
+                    forward_busy      = CASE WHEN ?5 THEN ?6 ELSE forward_busy END,
+                    forward_no_answer = CASE WHEN ?7 THEN ?8 ELSE forward_no_answer END,
+                    no_answer_secs    = COALESCE(?9, no_answer_secs)
+                 WHERE tenant_id = ?1 AND extension = ?2",
+            )?
+            .execute(rusqlite::params![
+                tenant_id.0,
+                extension,
+                update.always.is_some(),
+                update.always.clone().flatten(),
+                update.busy.is_some(),
+                update.busy.clone().flatten(),
+                update.no_answer.is_some(),
+                update.no_answer.clone().flatten(),
+                update.no_answer_secs,
+            ])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "extension {extension} not found in tenant {}",
+                self.tenant_label(tenant_id)
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Runs `f` in one write transaction (BEGIN IMMEDIATE): all of its changes, or none
+    /// when it fails. For admin commands that change several things at once.
+    pub fn atomically<T>(&mut self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
