@@ -193,37 +193,36 @@ pub struct UserSetArgs {
     record_audio: Option<OnOff>,
     #[arg(long)]
     record_video: Option<OnOff>,
+    // The forwarding options are parsed by the command, not clap, so that a mistake is
+    // one line on stderr.
     /// Forward every call to an extension or an external number; `off` stops it.
-    #[arg(long, value_name = "NUMBER|off", value_parser = parse_forward)]
-    forward_always: Option<ForwardTo>,
+    #[arg(long, value_name = "NUMBER|off")]
+    forward_always: Option<String>,
     /// Forward calls when the user's phones are busy; `off` stops it.
-    #[arg(long, value_name = "NUMBER|off", value_parser = parse_forward)]
-    forward_busy: Option<ForwardTo>,
+    #[arg(long, value_name = "NUMBER|off")]
+    forward_busy: Option<String>,
     /// Forward calls nobody answers within --no-answer-secs; `off` stops it.
-    #[arg(long, value_name = "NUMBER|off", value_parser = parse_forward)]
-    forward_no_answer: Option<ForwardTo>,
+    #[arg(long, value_name = "NUMBER|off")]
+    forward_no_answer: Option<String>,
     /// How long the user's phones ring before --forward-no-answer takes the call (5-300).
-    #[arg(long, value_name = "N", value_parser = parse_no_answer_secs)]
-    no_answer_secs: Option<u32>,
+    #[arg(long, value_name = "N")]
+    no_answer_secs: Option<String>,
 }
 
-/// A forwarding target, or `off` (`None`).
-#[derive(Clone, Debug)]
-pub struct ForwardTo(Option<String>);
-
-fn parse_forward(s: &str) -> Result<ForwardTo, String> {
+/// `--forward-*`: a target, or `off` (`None`).
+fn parse_forward(option: &str, s: &str) -> Result<Option<String>, String> {
     if s.eq_ignore_ascii_case("off") {
-        return Ok(ForwardTo(None));
+        return Ok(None);
     }
-    hark_pbx::store::validate_forward_target(s).map_err(|e| e.to_string())?;
-    Ok(ForwardTo(Some(s.to_owned())))
+    hark_pbx::store::validate_forward_target(s).map_err(|e| format!("--{option}: {e}"))?;
+    Ok(Some(s.to_owned()))
 }
 
 fn parse_no_answer_secs(s: &str) -> Result<u32, String> {
     let range = hark_pbx::store::NO_ANSWER_SECS_RANGE;
     match s.parse::<u32>() {
         Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(format!("use a number of seconds from {} to {}", range.start(), range.end())),
+        _ => Err(format!("invalid --no-answer-secs {s:?}: use a number of seconds from {} to {}", range.start(), range.end())),
     }
 }
 
@@ -527,10 +526,10 @@ fn user_set(a: UserSetArgs) -> CliResult {
         .tenant_by_name(&a.tenant)?
         .ok_or_else(|| format!("no tenant named {}", a.tenant))?;
     let forwarding = hark_pbx::store::ForwardingUpdate {
-        always: a.forward_always.map(|f| f.0),
-        busy: a.forward_busy.map(|f| f.0),
-        no_answer: a.forward_no_answer.map(|f| f.0),
-        no_answer_secs: a.no_answer_secs,
+        always: a.forward_always.as_deref().map(|s| parse_forward("forward-always", s)).transpose()?,
+        busy: a.forward_busy.as_deref().map(|s| parse_forward("forward-busy", s)).transpose()?,
+        no_answer: a.forward_no_answer.as_deref().map(|s| parse_forward("forward-no-answer", s)).transpose()?,
+        no_answer_secs: a.no_answer_secs.as_deref().map(parse_no_answer_secs).transpose()?,
     };
     let recording = a.record_audio.is_some() || a.record_video.is_some();
     if !recording && forwarding.is_empty() {

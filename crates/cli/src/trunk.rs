@@ -28,14 +28,15 @@ pub struct TrunkAddArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     host: String,
     /// User name for registering to the carrier (digest authentication).
-    #[arg(long, value_name = "U", requires = "password")]
+    #[arg(long, value_name = "U")]
     username: Option<String>,
     /// Password for registering to the carrier.
-    #[arg(long, value_name = "P", requires = "username")]
+    #[arg(long, value_name = "P")]
     password: Option<String>,
     /// An inbound number and the extension its calls ring (repeatable).
-    #[arg(long = "did", value_name = "NUMBER=EXT", value_parser = parse_did)]
-    dids: Vec<(String, String)>,
+    // Parsed by the command, not clap, so that a mistake is one line on stderr.
+    #[arg(long = "did", value_name = "NUMBER=EXT")]
+    dids: Vec<String>,
     /// Dialled numbers matching REGEX (the whole number) leave through this trunk
     /// (repeatable, tried in order). With a capture group (named `number`, else the first)
     /// only what it matched is sent: `9(\d+)` drops a leading 9.
@@ -72,7 +73,8 @@ pub struct TrunkRemoveArgs {
 }
 
 fn parse_did(s: &str) -> Result<(String, String), String> {
-    let (number, ext) = s.split_once('=').ok_or("expected NUMBER=EXT, e.g. +4930123456=101")?;
+    let (number, ext) =
+        s.split_once('=').ok_or_else(|| format!("invalid --did {s:?}: expected NUMBER=EXT, e.g. +4930123456=101"))?;
     let (number, ext) = (number.trim(), ext.trim());
     hark_pbx::store::validate_number("DID", number).map_err(|e| e.to_string())?;
     hark_pbx::store::validate_extension(ext).map_err(|e| e.to_string())?;
@@ -94,11 +96,12 @@ fn tenant(store: &Store, name: &str) -> Result<Tenant, Box<dyn std::error::Error
 fn add(a: TrunkAddArgs) -> CliResult {
     let mut store = open_existing(&a.data.data)?;
     let tenant = tenant(&store, &a.tenant)?;
+    let dids = a.dids.iter().map(|d| parse_did(d)).collect::<Result<Vec<_>, _>>()?;
     let registers = a.username.is_some();
     let new = NewTrunk {
         username: a.username,
         password: a.password,
-        dids: a.dids,
+        dids,
         outbound: a.outbound,
         default_extension: a.default_ext,
         caller_id: a.caller_id,

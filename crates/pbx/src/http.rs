@@ -22,6 +22,8 @@ pub struct Metrics {
     pub registers_ok: AtomicU64,
     pub calls_active: AtomicU64,
     pub recordings_active: AtomicU64,
+    /// Trunks whose carrier holds our registration (`PbxCore::trunks_registered`).
+    pub trunks_registered: AtomicU64,
     /// Relay totals, added when each call's relay stops.
     pub rtp_packets_in: AtomicU64,
     pub rtp_packets_out: AtomicU64,
@@ -40,6 +42,7 @@ impl Metrics {
         metric("hark_registrations", "gauge", "Live registration bindings.", get(&self.registrations));
         metric("hark_calls_active", "gauge", "Calls in progress.", get(&self.calls_active));
         metric("hark_recordings_active", "gauge", "Recordings being written.", get(&self.recordings_active));
+        metric("hark_trunks_registered", "gauge", "Trunks registered to their carrier.", get(&self.trunks_registered));
         metric("hark_sip_requests_total", "counter", "SIP requests received (new transactions and retransmissions).", get(&self.requests));
         metric("hark_sip_malformed_total", "counter", "Messages that failed to parse.", get(&self.malformed));
         metric("hark_auth_failures_total", "counter", "Failed digest authentications.", get(&self.auth_failures));
