@@ -282,7 +282,8 @@ fn an_extension_of_another_tenant_cannot_be_called() {
 }
 
 /// Naming the other tenant's domain does not get through either: 101 of `office` calling
-/// `sip:201@annex.test` is refused (403 for credentials of the wrong realm, or 404),
+/// `sip:201@annex.test` is refused (403: no such account in annex.test, or credentials of
+/// the wrong realm; or 404),
 /// never connected.
 #[test]
 fn naming_another_tenants_domain_does_not_reach_its_extension() {
@@ -306,7 +307,9 @@ fn naming_another_tenants_domain_does_not_reach_its_extension() {
     let answer = final_answer(&run).map(|a| (a.0, a.1));
     eprintln!("101 -> sip:201@annex.test: final answer {answer:?}");
     assert!(
-        matches!(answer, Some((403 | 404 | 407, _))) && run.success(),
+        // 403 may come at once (From names no account of annex.test: nobody to
+        // challenge), which ends the scenario before its 407 step.
+        matches!(answer, Some((403 | 404 | 407, _))) && (run.success() || matches!(answer, Some((403, _)))),
         "101 calling sip:201@annex.test must be refused (403, 404, or its credentials challenged again with \
          407); got {answer:?}\n{}",
         run.report()

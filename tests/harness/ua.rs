@@ -272,6 +272,11 @@ struct Shared {
     telephone_event: AtomicBool,
     info_answer: AtomicU16,
     answering: Mutex<Option<Answering>>,
+    /// The RTP port this UA's calls use (re-INVITEs are answered with it).
+    media_port: Mutex<Option<u16>>,
+    /// Challenge every INVITE without Authorization with a 401 of this realm (a carrier
+    /// that authenticates the PBX).
+    challenge_realm: Mutex<Option<String>>,
     /// Responses already sent to a request, by (Call-ID, CSeq, method): resent on its
     /// retransmission.
     answered: Mutex<HashMap<(String, String), String>>,
@@ -295,7 +300,13 @@ pub struct Ua {
 impl Ua {
     /// A UA for `user@domain` with `password`, on a fresh port, talking to `server`.
     pub fn new(server: SocketAddr, user: &str, password: &str, domain: &str) -> Ua {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("binding a UDP socket on 127.0.0.1");
+        Self::new_on([127, 0, 0, 1].into(), server, user, password, domain)
+    }
+
+    /// [`Ua::new`] on another loopback address (a carrier on 127.0.0.2, a stranger on
+    /// 127.0.0.3).
+    pub fn new_on(ip: std::net::IpAddr, server: SocketAddr, user: &str, password: &str, domain: &str) -> Ua {
+        let socket = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("binding a UDP socket on {ip}: {e}"));
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("set_read_timeout");
@@ -306,6 +317,8 @@ impl Ua {
             telephone_event: AtomicBool::new(true),
             info_answer: AtomicU16::new(200),
             answering: Mutex::default(),
+            media_port: Mutex::default(),
+            challenge_realm: Mutex::default(),
             answered: Mutex::default(),
             incoming: Mutex::default(),
             stop: AtomicBool::new(false),
@@ -360,8 +373,24 @@ impl Ua {
         sdp_of(&self.shared, port)
     }
 
+    /// Answers every INVITE without credentials with 401 and a Digest challenge of
+    /// `realm` (then takes the retry whatever its credentials: the test reads them).
+    pub fn challenge_invites(&self, realm: &str) {
+        *lock(&self.shared.challenge_realm) = Some(realm.to_string());
+    }
+
+    /// Sends REFER in `dialog` with `Refer-To: refer_to` (a name-addr); returns the final
+    /// answer.
+    pub fn refer(&self, dialog: &mut Dialog, refer_to: &str) -> SipMsg {
+        dialog.cseq += 1;
+        let d = dialog.clone();
+        let extra = format!("Refer-To: {refer_to}\r\nReferred-By: <{}>\r\n", self.aor());
+        self.request(&|branch| self.in_dialog_text(&d, d.cseq, "REFER", &extra, None, "", branch))
+    }
+
     /// Answers every INVITE from now on (180, then 200 with an SDP naming `rtp_port`).
     pub fn answer_calls(&self, rtp_port: u16) {
+        *lock(&self.shared.media_port) = Some(rtp_port);
         *lock(&self.shared.answering) = Some(Answering {
             rtp_port,
             tag: unique("uas"),
@@ -545,6 +574,7 @@ impl Ua {
     /// answering the PBX's 407 with digest credentials. Returns the dialog on a 200 (ACK
     /// sent), or the final response when the call failed.
     pub fn call(&self, callee: &str, rtp_port: u16) -> Result<Dialog, SipMsg> {
+        *lock(&self.shared.media_port) = Some(rtp_port);
         let call_id = unique("call");
         let tag = unique("t");
         let ruri = format!("sip:{callee}@{}", self.domain);
@@ -809,7 +839,32 @@ fn read_loop(socket: &UdpSocket, server: SocketAddr, shared: &Shared) {
             vec![r]
         } else {
             let tag = unique("r");
+            let challenge = lock(&shared.challenge_realm).clone();
             match method.as_str() {
+                "INVITE" if msg.to_tag().is_none() && challenge.is_some() && msg.header("Authorization").is_none() => {
+                    let realm = challenge.unwrap_or_default();
+                    let nonce = unique("n");
+                    vec![response_to(
+                        &msg,
+                        401,
+                        "Unauthorized",
+                        &tag,
+                        &format!("WWW-Authenticate: Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"\r\n"),
+                        "",
+                    )]
+                }
+                // A re-INVITE from the PBX (a transfer moved our media): our SDP again.
+                "INVITE" if msg.to_tag().is_some() => {
+                    let port = lock(&shared.media_port).unwrap_or(9);
+                    vec![response_to(
+                        &msg,
+                        200,
+                        "OK",
+                        &tag,
+                        &format!("Contact: <sip:uas@{local};transport=udp>\r\nContent-Type: application/sdp\r\n"),
+                        &sdp_of(shared, port),
+                    )]
+                }
                 "INVITE" => {
                     let answering = lock(&shared.answering).clone();
                     match answering {

@@ -190,17 +190,46 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
 }
 
 fn new_cdr(r: crate::b2bua::CallRecord) -> store::NewCdr {
+    use crate::b2bua::call::PartyRole as R;
     use crate::b2bua::{Disposition as D, HangupBy as H};
     use store::{CdrParty, Direction, Disposition, HangupBy, PartyKind, PartyRole};
     let (started, ended) = (unix_ms(r.started_at), unix_ms(r.ended_at));
+    let kind = |external: bool| if external { PartyKind::External } else { PartyKind::Internal };
+    // The caller and the callee first dialled; their kinds give the direction.
+    let first = |roles: &[R]| r.parties.iter().find(|p| roles.contains(&p.role));
+    let caller_kind = first(&[R::Caller]).map_or(PartyKind::Internal, |p| kind(p.external));
+    let callee_kind = first(&[R::Callee, R::ForwardTarget]).map_or(PartyKind::Internal, |p| kind(p.external));
+    let mut parties: Vec<CdrParty> = r
+        .parties
+        .iter()
+        .map(|p| CdrParty {
+            role: match p.role {
+                R::Caller => PartyRole::Caller,
+                R::Callee => PartyRole::Callee,
+                R::TransferTarget => PartyRole::TransferTarget,
+                R::ForwardTarget => PartyRole::ForwardTarget,
+            },
+            party: truncate(p.party.clone(), store::MAX_CDR_TEXT_LEN),
+            kind: kind(p.external),
+            // Within the call, whatever the clocks did.
+            joined_at: unix_ms(p.joined_at).clamp(started, ended),
+            left_at: p.left_at.map_or(ended, unix_ms).clamp(unix_ms(p.joined_at).clamp(started, ended), ended),
+        })
+        .collect();
+    if parties.is_empty() {
+        parties = vec![
+            CdrParty { role: PartyRole::Caller, party: r.caller.clone(), kind: caller_kind, joined_at: started, left_at: ended },
+            CdrParty { role: PartyRole::Callee, party: r.callee.clone(), kind: callee_kind, joined_at: started, left_at: ended },
+        ];
+    }
     store::NewCdr {
         call_session_id: r.session_id,
         tenant_id: store::TenantId(r.tenant_id),
         caller: r.caller.clone(),
-        caller_kind: PartyKind::Internal,
+        caller_kind,
         callee: r.callee.clone(),
-        callee_kind: PartyKind::Internal,
-        direction: Direction::Internal,
+        callee_kind,
+        direction: Direction::from_kinds(caller_kind, callee_kind),
         started_at: started,
         answered_at: r.answered_at.map(unix_ms),
         ended_at: ended,
@@ -220,10 +249,7 @@ fn new_cdr(r: crate::b2bua::CallRecord) -> store::NewCdr {
         sip_call_id_a: r.a_call_id,
         sip_call_id_b: r.b_call_id,
         codec: r.codec,
-        parties: vec![
-            CdrParty { role: PartyRole::Caller, party: r.caller, kind: PartyKind::Internal, joined_at: started, left_at: ended },
-            CdrParty { role: PartyRole::Callee, party: r.callee, kind: PartyKind::Internal, joined_at: started, left_at: ended },
-        ],
+        parties,
     }
 }
 
@@ -339,7 +365,12 @@ fn write_recording_log(
         }
         L::Finished { id, at_ms, duration_ms, status, reason, error } => {
             let Some(rid) = ids.remove(&id) else { return Ok(()) };
-            let status = if status == "failed" { store::RecordingStatus::Failed } else { store::RecordingStatus::Completed };
+            let (status, source) = match status {
+                "failed" => (store::RecordingStatus::Failed, store::ControlSourceKind::System),
+                // Stopped mid-call by the policy (rule 4/5).
+                "stopped" => (store::RecordingStatus::Stopped, store::ControlSourceKind::Policy),
+                _ => (store::RecordingStatus::Completed, store::ControlSourceKind::System),
+            };
             store.finish_recording(
                 rid,
                 &store::Finish {
@@ -348,7 +379,7 @@ fn write_recording_log(
                     status,
                     stop_reason: Some(truncate(reason.clone(), store::MAX_RECORDING_TEXT_LEN)),
                     error: error.map(|e| truncate(e, store::MAX_RECORDING_REASON_LEN)),
-                    source: store::ControlSourceKind::System,
+                    source,
                     actor: "system".into(),
                     reason: truncate(reason, store::MAX_RECORDING_REASON_LEN),
                 },

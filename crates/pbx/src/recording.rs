@@ -106,17 +106,38 @@ impl DtmfWatch {
     }
 }
 
-#[derive(Debug)]
 enum Command {
+    /// A new recording of the call (the first, or one a policy change starts).
+    Start(Box<Recording>),
     Control { op: Operation, source: ControlSource, actor: String },
     Stop { reason: String },
+}
+
+/// What one recording of a call is: its file, parties and codecs.
+struct Recording {
+    id: RecordingKey,
+    parties: Vec<String>,
+    layout: Layout,
+    path: PathBuf,
+    relative: String,
+    reason: String,
+    codecs: (SideCodecs, SideCodecs),
+    dtmf: [DtmfWatch; 2],
+}
+
+/// A call whose media the recorders see: its task's commands, and whether a recording
+/// is running.
+struct Session {
+    commands: mpsc::UnboundedSender<Command>,
+    recording: bool,
+    started: u32,
 }
 
 pub struct Recorders {
     root: PathBuf,
     codes: mpsc::UnboundedSender<FeatureCodeSeen>,
     waiting: HashMap<CallKey, mpsc::Receiver<TapPacket>>,
-    active: HashMap<CallKey, mpsc::UnboundedSender<Command>>,
+    sessions: HashMap<CallKey, Session>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     log: std::sync::mpsc::Sender<RecordingLog>,
 }
@@ -124,7 +145,7 @@ pub struct Recorders {
 impl Recorders {
     /// `codes` receives the feature codes typed on recorded calls.
     pub fn new(root: PathBuf, log: std::sync::mpsc::Sender<RecordingLog>, codes: mpsc::UnboundedSender<FeatureCodeSeen>) -> Self {
-        Self { root, codes, waiting: HashMap::new(), active: HashMap::new(), tasks: Vec::new(), log }
+        Self { root, codes, waiting: HashMap::new(), sessions: HashMap::new(), tasks: Vec::new(), log }
     }
 
     /// A tap for a call that may be recorded once answered.
@@ -134,64 +155,79 @@ impl Recorders {
         tx
     }
 
+    /// Recordings running now.
     pub fn active(&self) -> usize {
-        self.active.len()
+        self.sessions.values().filter(|s| s.recording).count()
     }
 
+    /// Starts a recording of `call`: its first, or a new one after a policy change
+    /// stopped the last (same session, next number).
     #[allow(clippy::too_many_arguments)]
     pub fn start(&mut self, call: CallKey, session: &SessionId, tenant_id: i64, tenant: &str, parties: Vec<String>, caller_sdp: &[u8], callee_sdp: &[u8], reason: String, layout: Layout) {
-        let Some(tap) = self.waiting.remove(&call) else {
-            tracing::error!(session = %session, "no media tap for a call to record");
-            return;
-        };
-        let codecs = |sdp: &[u8]| Sdp::parse(sdp).ok().and_then(|s| s.audio()).map(|a| SideCodecs::from_formats(&a.formats)).unwrap_or_default();
-        let (a, b) = (codecs(caller_sdp), codecs(callee_sdp));
-        let now = SystemTime::now();
-        let relative = relative_path(tenant, session.as_str(), now);
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.active.insert(call, tx);
+        let seq = self.sessions.get(&call).map_or(1, |s| s.started + 1);
+        // Each side's packets are read with the formats of both descriptions: after a
+        // transfer the new party sends the payload types the other side offered.
+        let formats = |sdp: &[u8]| Sdp::parse(sdp).ok().and_then(|s| s.audio()).map(|a| a.formats).unwrap_or_default();
+        let (fa, fb) = (formats(caller_sdp), formats(callee_sdp));
+        let a = SideCodecs::from_formats(&[fa.clone(), fb.clone()].concat());
+        let b = SideCodecs::from_formats(&[fb, fa].concat());
+        let relative = relative_path(tenant, session.as_str(), SystemTime::now(), seq);
         let origin = Instant::now();
-        let job = Job {
-            call,
-            dtmf: [DtmfWatch::from_sdp(caller_sdp, origin), DtmfWatch::from_sdp(callee_sdp, origin)],
-            codes: self.codes.clone(),
-            id: RecordingKey { session: session.to_string(), seq: 1 },
-            tenant_id,
+        let recording = Recording {
+            id: RecordingKey { session: session.to_string(), seq },
             parties,
             layout,
             path: self.root.join(&relative),
             relative,
             reason,
-            log: self.log.clone(),
+            codecs: (a, b),
+            dtmf: [DtmfWatch::from_sdp(caller_sdp, origin), DtmfWatch::from_sdp(callee_sdp, origin)],
         };
+        if let Some(s) = self.sessions.get_mut(&call) {
+            s.recording = true;
+            s.started = seq;
+            let _ = s.commands.send(Command::Start(Box::new(recording)));
+            return;
+        }
+        let Some(tap) = self.waiting.remove(&call) else {
+            tracing::error!(session = %session, "no media tap for a call to record");
+            return;
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.sessions.insert(call, Session { commands: tx, recording: true, started: seq });
+        let job = Job { call, codes: self.codes.clone(), tenant_id, log: self.log.clone() };
         self.tasks.retain(|t| !t.is_finished());
-        self.tasks.push(tokio::spawn(job.run(tap, rx, a, b)));
+        self.tasks.push(tokio::spawn(job.run(tap, rx, recording)));
     }
 
     pub fn control(&self, call: CallKey, op: Operation, source: ControlSource, actor: String) {
-        if let Some(tx) = self.active.get(&call) {
-            let _ = tx.send(Command::Control { op, source, actor });
+        if let Some(s) = self.sessions.get(&call).filter(|s| s.recording) {
+            let _ = s.commands.send(Command::Control { op, source, actor });
         }
     }
 
+    /// Stops the call's running recording (the file is finalized; the call goes on).
     pub fn stop(&mut self, call: CallKey, reason: String) {
-        self.waiting.remove(&call);
-        if let Some(tx) = self.active.remove(&call) {
-            let _ = tx.send(Command::Stop { reason });
+        if let Some(s) = self.sessions.get_mut(&call).filter(|s| s.recording) {
+            s.recording = false;
+            let _ = s.commands.send(Command::Stop { reason });
         }
     }
 
-    /// The call ended: a tap nobody started recording from is dropped.
+    /// The call ended: its tap and task are let go (a running recording ends with the
+    /// relay's media).
     pub fn forget(&mut self, call: CallKey) {
         self.waiting.remove(&call);
+        self.sessions.remove(&call);
     }
 
     /// Stops every recording and waits (bounded) for their files to be finalized.
     pub async fn stop_all(&mut self, reason: &str) {
-        let calls: Vec<CallKey> = self.active.keys().copied().collect();
+        let calls: Vec<CallKey> = self.sessions.keys().copied().collect();
         for c in calls {
             self.stop(c, reason.to_owned());
         }
+        self.sessions.clear();
         for task in self.tasks.drain(..) {
             if tokio::time::timeout(std::time::Duration::from_secs(5), task).await.is_err() {
                 tracing::error!("a recording did not finish in time; it will be repaired at the next start");
@@ -200,74 +236,105 @@ impl Recorders {
     }
 }
 
-/// TENANT/YYYY/MM/DD/SESSION-HHMMSS.wav, as issue 4 lays recordings out.
-fn relative_path(tenant: &str, session: &str, at: SystemTime) -> String {
+/// TENANT/YYYY/MM/DD/SESSION-HHMMSS.wav, as issue 4 lays recordings out; a call's
+/// later recordings (after a policy change) add their number: SESSION-HHMMSS-2.wav.
+fn relative_path(tenant: &str, session: &str, at: SystemTime, seq: u32) -> String {
     let stamp = crate::store::format_rfc3339_ms(unix_ms(at)); // 2026-11-27T21:13:20.123Z
     let (date, time) = stamp.split_once('T').unwrap_or((&stamp, "000000"));
     let date = date.replace('-', "/");
     let time: String = time.chars().filter(char::is_ascii_digit).take(6).collect();
     let tenant: String = tenant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    format!("{tenant}/{date}/{session}-{time}.wav")
+    let n = if seq > 1 { format!("-{seq}") } else { String::new() };
+    format!("{tenant}/{date}/{session}-{time}{n}.wav")
 }
 
+/// The task of one call's recordings: one at a time, fed by the call's relay tap.
 struct Job {
     call: CallKey,
-    dtmf: [DtmfWatch; 2],
     codes: mpsc::UnboundedSender<FeatureCodeSeen>,
-    id: RecordingKey,
     tenant_id: i64,
-    parties: Vec<String>,
-    layout: Layout,
-    path: PathBuf,
-    relative: String,
-    reason: String,
     log: std::sync::mpsc::Sender<RecordingLog>,
 }
 
+/// How one recording ended.
+enum Ended {
+    /// Stopped by the PBX (policy); the call goes on and may be recorded again.
+    Stopped,
+    /// The call is over (the relay is gone) or the PBX is shutting down.
+    CallOver,
+}
+
 impl Job {
-    async fn run(mut self, mut tap: mpsc::Receiver<TapPacket>, mut commands: mpsc::UnboundedReceiver<Command>, a: SideCodecs, b: SideCodecs) {
-        let created = create_dirs(&self.path).map_err(|e| e.to_string()).and_then(|_| {
-            CallRecorder::create_wav(&self.path, &WavOptions::default(), RecorderConfig { layout: self.layout, ..RecorderConfig::default() }, a, b, Instant::now()).map_err(|e| e.to_string())
+    async fn run(self, mut tap: mpsc::Receiver<TapPacket>, mut commands: mpsc::UnboundedReceiver<Command>, first: Recording) {
+        let mut next = Some(first);
+        while let Some(rec) = next.take() {
+            if let Ended::CallOver = self.record(rec, &mut tap, &mut commands).await {
+                return;
+            }
+            // Between recordings the media is not kept.
+            next = loop {
+                tokio::select! {
+                    p = tap.recv() => if p.is_none() { return },
+                    cmd = commands.recv() => match cmd {
+                        Some(Command::Start(r)) => break Some(*r),
+                        Some(_) => {}
+                        None => return,
+                    },
+                }
+            };
+        }
+    }
+
+    async fn record(&self, mut rec: Recording, tap: &mut mpsc::Receiver<TapPacket>, commands: &mut mpsc::UnboundedReceiver<Command>) -> Ended {
+        let config = RecorderConfig { layout: rec.layout, ..RecorderConfig::default() };
+        let (a, b) = rec.codecs.clone();
+        let created = create_dirs(&rec.path).map_err(|e| e.to_string()).and_then(|_| {
+            CallRecorder::create_wav(&rec.path, &WavOptions::default(), config, a, b, Instant::now()).map_err(|e| e.to_string())
         });
         let started_at_ms = unix_ms(SystemTime::now());
         let mut recorder = match created {
             Ok(r) => r,
             Err(error) => {
-                tracing::error!(path = %self.path.display(), %error, "cannot create a recording");
-                let _ = self.log.send(self.started(started_at_ms, 0, 0));
-                let _ = self.log.send(RecordingLog::Finished { id: self.id, at_ms: started_at_ms, duration_ms: 0, status: "failed", reason: "error".into(), error: Some(error) });
-                return;
+                tracing::error!(path = %rec.path.display(), %error, "cannot create a recording");
+                let _ = self.log.send(self.started(&rec, started_at_ms, 0, 0));
+                let _ = self.log.send(RecordingLog::Finished { id: rec.id.clone(), at_ms: started_at_ms, duration_ms: 0, status: "failed", reason: "error".into(), error: Some(error) });
+                return Ended::Stopped;
             }
         };
-        let _ = self.log.send(self.started(started_at_ms, recorder.rate(), recorder.channels()));
-        let reason = loop {
+        let _ = self.log.send(self.started(&rec, started_at_ms, recorder.rate(), recorder.channels()));
+        let (reason, ended) = loop {
             let deadline = recorder.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 packet = tap.recv() => match packet {
                     Some(p) if p.kind == PacketKind::Rtp => {
                         recorder.handle_packet(p.at, p.from_side, &p.data);
-                        let watch = &mut self.dtmf[if p.from_side == Side::A { 0 } else { 1 }];
+                        let watch = &mut rec.dtmf[if p.from_side == Side::A { 0 } else { 1 }];
                         if let Some((code, source)) = watch.push(p.at, &p.data) {
                             let _ = self.codes.send(FeatureCodeSeen { call: self.call, side: p.from_side, code, source });
                         }
                     }
                     Some(_) => {}
                     // The relay is gone: the call ended.
-                    None => break "hangup".to_owned(),
+                    None => break ("hangup".to_owned(), Ended::CallOver),
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Control { op, source, actor }) => {
                         let now = Instant::now();
                         if op.is_pause() { recorder.pause(now, source, &actor); } else { recorder.resume(now, source, &actor); }
                     }
-                    Some(Command::Stop { reason }) => break reason,
-                    None => break "shutdown".to_owned(),
+                    Some(Command::Stop { reason }) => {
+                        let ended = if reason == "hangup" || reason == "shutdown" { Ended::CallOver } else { Ended::Stopped };
+                        break (reason, ended);
+                    }
+                    // A second start while one runs: ignored (the PBX stops first).
+                    Some(Command::Start(_)) => {}
+                    None => break ("shutdown".to_owned(), Ended::CallOver),
                 },
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                     recorder.handle_timeout(Instant::now());
                 }
             }
-            self.drain(&mut recorder);
+            self.drain(&rec, &mut recorder);
         };
         // Packets still queued belong to the recording.
         while let Ok(p) = tap.try_recv() {
@@ -276,43 +343,46 @@ impl Job {
             }
         }
         let summary = recorder.finish(Instant::now());
-        self.drain(&mut recorder);
-        let (status, error) = match summary.failure {
-            Some(e) => ("failed", Some(e)),
-            None => ("completed", None),
+        self.drain(&rec, &mut recorder);
+        let (status, error) = match (summary.failure, &ended) {
+            (Some(e), _) => ("failed", Some(e)),
+            (None, Ended::CallOver) => ("completed", None),
+            (None, Ended::Stopped) => ("stopped", None),
         };
-        tracing::info!(path = %self.path.display(), duration_ms = summary.duration_ms, paused_ms = summary.paused_ms, status, "recording finished");
-        let _ = self.log.send(RecordingLog::Finished { id: self.id, at_ms: unix_ms(SystemTime::now()), duration_ms: summary.duration_ms, status, reason, error });
+        tracing::info!(path = %rec.path.display(), duration_ms = summary.duration_ms, paused_ms = summary.paused_ms, status, %reason, "recording finished");
+        let _ = self.log.send(RecordingLog::Finished { id: rec.id.clone(), at_ms: unix_ms(SystemTime::now()), duration_ms: summary.duration_ms, status, reason, error });
+        ended
     }
 
     /// The log entry that opens this recording's row (rate 0: it failed before writing).
-    fn started(&self, started_at_ms: i64, sample_rate: u32, channels: u16) -> RecordingLog {
+    fn started(&self, rec: &Recording, started_at_ms: i64, sample_rate: u32, channels: u16) -> RecordingLog {
         RecordingLog::Started {
-            id: self.id.clone(),
-            session: self.id.session.clone(),
+            id: rec.id.clone(),
+            session: rec.id.session.clone(),
             tenant_id: self.tenant_id,
-            parties: self.parties.clone(),
-            path: self.relative.clone(),
+            parties: rec.parties.clone(),
+            path: rec.relative.clone(),
             started_at_ms,
             sample_rate,
             channels,
-            reason: self.reason.clone(),
+            reason: rec.reason.clone(),
         }
     }
 
-    fn drain(&self, recorder: &mut CallRecorder) {
+    fn drain(&self, rec: &Recording, recorder: &mut CallRecorder) {
         while let Some(ev) = recorder.poll_event() {
             let at_ms = unix_ms(SystemTime::now());
+            let id = rec.id.clone();
             let entry = match ev {
                 RecorderEvent::Started { .. } => continue,
                 RecorderEvent::Paused { offset_ms, source, actor, .. } => {
-                    RecordingLog::Event { id: self.id.clone(), at_ms, offset_ms, kind: "pause", source, actor, reason: String::new() }
+                    RecordingLog::Event { id, at_ms, offset_ms, kind: "pause", source, actor, reason: String::new() }
                 }
                 RecorderEvent::Resumed { offset_ms, source, actor, .. } => {
-                    RecordingLog::Event { id: self.id.clone(), at_ms, offset_ms, kind: "resume", source, actor, reason: String::new() }
+                    RecordingLog::Event { id, at_ms, offset_ms, kind: "resume", source, actor, reason: String::new() }
                 }
                 RecorderEvent::Failed { offset_ms, error } => RecordingLog::Event {
-                    id: self.id.clone(),
+                    id,
                     at_ms,
                     offset_ms,
                     kind: "failed",
@@ -340,7 +410,8 @@ mod tests {
     #[test]
     fn recordings_are_filed_by_tenant_and_date() {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_810_201_026);
-        assert_eq!(relative_path("office", "123", at), "office/2026/11/27/123-201001.wav");
-        assert_eq!(relative_path("a b/..", "1", at), "a_b___/2026/11/27/1-201001.wav");
+        assert_eq!(relative_path("office", "123", at, 1), "office/2026/11/27/123-201001.wav");
+        assert_eq!(relative_path("a b/..", "1", at, 1), "a_b___/2026/11/27/1-201001.wav");
+        assert_eq!(relative_path("office", "123", at, 2), "office/2026/11/27/123-201001-2.wav");
     }
 }

@@ -75,6 +75,8 @@ pub struct Fork {
     /// The best provisional seen (for early media SDP, dialog creation).
     pub early: bool,
     pub done: bool,
+    /// A carrier's Digest challenge to this INVITE was answered already.
+    pub authenticated: bool,
 }
 
 /// A re-INVITE (or other in-dialog request) relayed from one leg to the other, waiting
@@ -111,6 +113,8 @@ pub struct Call {
     pub a_offer: Vec<u8>,
     /// The answering callee's SDP (empty until answered).
     pub b_answer: Vec<u8>,
+    /// The offer as sent towards the callee (anchored on the relay's B ports).
+    pub b_offer: Vec<u8>,
     /// Relay ports facing A and B, once allocated (one pair per media section).
     pub relay: Option<RelayPorts>,
     /// Our 200 to the caller, retransmitted until the ACK (RFC 3261 §13.3.1.4).
@@ -130,6 +134,56 @@ pub struct Call {
     /// Feature codes typed as SIP INFO digits, per leg.
     pub info_codes: [hark_media::dtmf::FeatureCodes; 2],
     pub cdr: CdrDraft,
+    /// The trunk each leg's party is reached over ([A, B]); None for an extension.
+    pub trunks: [Option<i64>; 2],
+    /// Forwarding still possible while the callee's phones ring (busy, no answer).
+    pub forward: Option<PendingForward>,
+    /// A transfer (REFER) whose target is being called.
+    pub transfer: Option<Transfer>,
+    /// Recordings started for this session so far (a policy change may start another).
+    pub recordings: u32,
+    /// The caller's offer carries video.
+    pub has_video: bool,
+}
+
+/// A call to the target of a blind transfer, on behalf of the party who sent REFER.
+#[derive(Debug)]
+pub struct Transfer {
+    /// The leg of the party who transferred: it is replaced by the target's.
+    pub side: LegSide,
+    pub target: UserKey,
+    pub target_trunk: Option<i64>,
+    pub tx: ClientTxId,
+    pub request: Request,
+    pub peer: Peer,
+    /// Digest answer to a carrier's challenge already sent.
+    pub authenticated: bool,
+}
+
+/// Where an unanswered call goes next if the callee is busy or does not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingForward {
+    pub busy: Option<String>,
+    pub no_answer: Option<String>,
+}
+
+/// Someone who took part in the call, for the CDR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyLog {
+    pub role: PartyRole,
+    pub party: String,
+    pub external: bool,
+    pub joined_at: std::time::SystemTime,
+    pub left_at: Option<std::time::SystemTime>,
+}
+
+/// Why a party is in the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartyRole {
+    Caller,
+    Callee,
+    TransferTarget,
+    ForwardTarget,
 }
 
 /// Relay ports (on the PBX) of one call's media sections.
@@ -151,6 +205,8 @@ pub struct CdrDraft {
     pub a_call_id: String,
     pub b_call_id: Option<String>,
     pub codec: Option<String>,
+    /// Everyone in the call so far, in order of joining.
+    pub parties: Vec<PartyLog>,
 }
 
 impl Call {
@@ -170,11 +226,25 @@ impl Call {
         }
     }
 
-    /// The extension on one leg.
+    /// The extension (or, over a trunk, the number) on one leg.
     pub fn party(&self, side: LegSide) -> &UserKey {
         match side {
             LegSide::A => &self.caller,
             LegSide::B => &self.callee,
+        }
+    }
+
+    /// Whether one leg's party is reached over a trunk.
+    pub fn is_external(&self, side: LegSide) -> bool {
+        self.trunks[side as usize].is_some()
+    }
+
+    /// Marks the party on `side` as gone from the call at `at` (CDR).
+    pub fn party_left(&mut self, side: LegSide, at: std::time::SystemTime) {
+        let who = self.party(side).extension.clone();
+        let external = self.is_external(side);
+        if let Some(p) = self.cdr.parties.iter_mut().rev().find(|p| p.party == who && p.external == external && p.left_at.is_none()) {
+            p.left_at = Some(at);
         }
     }
 }

@@ -23,6 +23,10 @@ impl PbxCore {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return self.reply(now, &id, &req, 481, "Call/Transaction Does Not Exist", vec![]);
         };
+        // A REFER moves the call elsewhere: only the leg's own phone may send it.
+        if req.method == Method::Refer && call.peer(side).addr != from.addr {
+            return self.reply(now, &id, &req, 403, "Forbidden (not a party of this call)", vec![]);
+        }
         let dialog = match side {
             LegSide::A => call.a_dialog.as_mut(),
             LegSide::B => call.b_dialog.as_mut(),
@@ -46,7 +50,7 @@ impl PbxCore {
                 self.hang_up(now, key, Some(side), by, "BYE");
             }
             Method::Options => self.reply(now, &id, &req, 200, "OK", vec![Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW))]),
-            Method::Refer => self.reply(now, &id, &req, 501, "Not Implemented (transfer)", vec![]),
+            Method::Refer => self.on_refer(now, key, side, id, req),
             // Media control is for the PBX, never for the other party.
             Method::Message if self.on_message_in_dialog(now, key, side, &id, &req) => {}
             Method::Info => {
@@ -133,9 +137,27 @@ impl PbxCore {
         let (_, answered_side, pending) = call.in_dialog_tx.remove(pos);
         self.calls.by_client_tx.remove(&tx);
         let Some(pending) = pending else {
-            // Our own request (a state INFO, a BYE): a phone that does not take the
-            // state INFO is not sent more.
-            if matches!(code, 415 | 469) {
+            // Our own request (a state INFO, a BYE, a NOTIFY, a re-INVITE): a phone that
+            // does not take the state INFO is not sent more; our re-INVITE's 2xx is
+            // ACKed and its answer steers the relay.
+            let is_invite = hark_sip::SipHeaders::cseq(&resp).is_ok_and(|(_, m)| m == Method::Invite);
+            if is_invite && (200..300).contains(&code) {
+                let (dialog, peer) = call.leg_mut(answered_side);
+                if let (Some(dialog), Some(peer)) = (dialog, peer) {
+                    let _ = dialog.handle_response(&resp);
+                    let (seq, _) = hark_sip::SipHeaders::cseq(&resp).unwrap_or((0, Method::Invite));
+                    let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
+                    let ack = dialog.ack_for_2xx(seq, via);
+                    self.tx.send_stateless(ack, peer);
+                    if !resp.body.is_empty() {
+                        match answered_side {
+                            LegSide::A => call.a_offer = resp.body.clone(),
+                            LegSide::B => call.b_answer = resp.body.clone(),
+                        }
+                        media::steer_relay(&mut self.events, key, answered_side, &resp.body, peer.addr.ip());
+                    }
+                }
+            } else if matches!(code, 415 | 469) {
                 call.info_refused[answered_side as usize] = true;
             }
             return;

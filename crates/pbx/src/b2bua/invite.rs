@@ -3,15 +3,15 @@
 
 use hark_sip::rsip::headers::UntypedHeader;
 use hark_sip::rsip::message::HeadersExt;
-use super::call::{Call, CallState, CdrDraft, Fork, LegSide, RelayPorts, SessionId};
-use super::{media, CallKey, TimerKind};
+use super::call::{Call, CallState, CdrDraft, LegSide, RelayPorts, SessionId};
+use super::route::Target;
+use super::{media, CallKey};
 use crate::core::{CoreEvent, PbxCore};
 use crate::registrar::UserKey;
-use hark_sip::dialog::top_via;
-use hark_sip::rsip::{self, Header, Method, Request};
+use hark_sip::rsip::{Header, Request};
 use hark_sip::transaction::ServerTxId;
 use hark_sip::transport::Peer;
-use hark_sip::{Branch, CallId, NameAddr, SipHeaders, Tag};
+use hark_sip::{NameAddr, SipHeaders, Tag};
 use std::time::Instant;
 
 pub(crate) const X_SESSION_ID: &str = "X-Session-Id";
@@ -19,7 +19,8 @@ pub(crate) const X_RECORDING_STATE: &str = "X-Recording-State";
 
 impl PbxCore {
     pub(crate) fn on_invite(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
-        // The caller is the From user in the From domain's tenant.
+        // The caller is the From user: a number when the INVITE comes from a trunk's
+        // address, else an extension of the From domain's tenant.
         let caller = req.from_header().ok().and_then(|h| {
             let n = NameAddr::parse(h.value()).ok()?;
             Some((n.uri_user()?.to_owned(), n.uri_hostport().to_owned(), n.display.map(|d| d.trim().to_owned())))
@@ -27,47 +28,123 @@ impl PbxCore {
         let Some((caller_ext, caller_host, caller_display)) = caller else {
             return self.reply(now, &id, &req, 400, "Malformed From", vec![]);
         };
-        let Some(tenant) = self.directory.tenant_for_host(&caller_host).cloned() else {
-            return self.reply(now, &id, &req, 404, "Domain Not Served", vec![]);
+        let dialled = req.uri.user().map(str::to_owned).unwrap_or_default();
+        if let Some(trunk) = self.directory.trunk_by_source(from.addr.ip()).cloned() {
+            return self.on_trunk_invite(now, id, req, from, &trunk, caller_ext, caller_display, dialled);
+        }
+        let tenant = self.directory.tenant_for_host(&caller_host).cloned();
+        let caller = tenant.as_ref().map(|t| UserKey { tenant_id: t.id, extension: caller_ext.clone() });
+        let known = caller.as_ref().is_some_and(|c| self.directory.user(c).is_some());
+        let has_credentials = req.headers.iter().any(|h| matches!(h, Header::ProxyAuthorization(_) | Header::Authorization(_)));
+        // Not a trunk, and nobody we could challenge: no toll calls through the PBX.
+        let (Some(tenant), Some(caller), true) = (tenant, caller, known || has_credentials) else {
+            tracing::info!(source = %from.addr, from = %caller_ext, "INVITE from an address that is no trunk, without an account");
+            return self.reply(now, &id, &req, 403, "Forbidden (not a trunk, no account)", vec![]);
         };
-        let caller = UserKey { tenant_id: tenant.id, extension: caller_ext };
         if !self.authenticate(now, &id, &req, from, &tenant.domain, &caller, true) {
             return;
         }
 
-        // The callee: the Request-URI's user, in the caller's tenant only. Refusals from
-        // here on are calls (authenticated) and get a CDR.
-        let callee_ext = req.uri.user().map(str::to_owned).unwrap_or_default();
+        // The callee: an extension of the caller's tenant, or a number an outbound route
+        // sends to a trunk. Refusals from here on are calls (authenticated) and get a CDR.
         let ruri_host = req.uri.host_with_port.to_string();
-        let refusal = if self.directory.tenant_for_host(&ruri_host).is_some_and(|t| t.id != tenant.id) {
-            Some((404, "Not Found (other tenant)".to_owned()))
-        } else if callee_ext.is_empty() || self.directory.user(&UserKey { tenant_id: tenant.id, extension: callee_ext.clone() }).is_none() {
-            Some((404, "Not Found".to_owned()))
-        } else if self.location.bindings(&UserKey { tenant_id: tenant.id, extension: callee_ext.clone() }).is_empty() {
-            Some((480, "Temporarily Unavailable (not registered)".to_owned()))
-        } else if req.headers.iter().any(|h| matches!(h, Header::MaxForwards(m) if m.num().ok() == Some(0))) {
-            Some((483, "Too Many Hops".to_owned()))
+        let target = if self.directory.tenant_for_host(&ruri_host).is_some_and(|t| t.id != tenant.id) {
+            Err((404, "Not Found (other tenant)".to_owned()))
         } else {
-            None
+            self.route(tenant.id, &dialled).ok_or((404, "Not Found".to_owned()))
         };
+        self.start_call(now, id, req, from, tenant.id, (caller, None, caller_display), dialled, target);
+    }
+
+    /// An INVITE from a trunk's address (IP authentication): routed by the dialled
+    /// number (DID) to an extension, or to the trunk's default destination.
+    #[allow(clippy::too_many_arguments)]
+    fn on_trunk_invite(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer, trunk: &crate::directory::Trunk, number: String, display: Option<String>, dialled: String) {
+        let to_user = req.to_header().ok().and_then(|h| NameAddr::parse(h.value()).ok()).and_then(|n| n.uri_user().map(str::to_owned));
+        let extension = trunk
+            .inbound_extension(&dialled)
+            .or_else(|| to_user.as_deref().and_then(|u| trunk.inbound_extension(u)))
+            .map(str::to_owned);
+        let caller = UserKey { tenant_id: trunk.tenant_id, extension: number };
+        let target = match extension {
+            Some(ext) => Ok(Target::Extension(UserKey { tenant_id: trunk.tenant_id, extension: ext })),
+            None => Err((404, "Not Found (no route for this number)".to_owned())),
+        };
+        tracing::info!(trunk = %trunk.name, from = %caller.extension, dialled = %dialled, "inbound trunk call");
+        self.start_call(now, id, req, from, trunk.tenant_id, (caller, Some(trunk.id), display), dialled, target);
+    }
+
+    /// Sets up a call whose caller is known: checks the target and the offer, applies
+    /// call forwarding, decides the recording, and asks for relay ports.
+    #[allow(clippy::too_many_arguments)]
+    fn start_call(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        req: Request,
+        from: Peer,
+        tenant_id: i64,
+        (caller, caller_trunk, caller_display): (UserKey, Option<i64>, Option<String>),
+        dialled: String,
+        target: Result<Target, (u16, String)>,
+    ) {
+        let joined = self.wall(now);
+        let mut parties = vec![super::call::PartyLog {
+            role: super::call::PartyRole::Caller,
+            party: caller.extension.clone(),
+            external: caller_trunk.is_some(),
+            joined_at: joined,
+            left_at: None,
+        }];
+        // Forward-always replaces the callee before anything rings.
+        let target = target.and_then(|t| {
+            if let Target::Extension(key) = &t {
+                parties.push(super::call::PartyLog { role: super::call::PartyRole::Callee, party: key.extension.clone(), external: false, joined_at: joined, left_at: None });
+                if let Some(to) = self.directory.forwarding(key).always {
+                    tracing::info!(callee = %key.extension, to = %to, "forwarding (always)");
+                    return self.route(tenant_id, &to).ok_or((404, format!("Not Found (forward target {to})")));
+                }
+            }
+            Ok(t)
+        });
+        let target = target.and_then(|t| match &t {
+            Target::Extension(key) if self.location.bindings(key).is_empty() => {
+                Err((480, "Temporarily Unavailable (not registered)".to_owned()))
+            }
+            _ if req.headers.iter().any(|h| matches!(h, Header::MaxForwards(m) if m.num().ok() == Some(0))) => {
+                Err((483, "Too Many Hops".to_owned()))
+            }
+            _ => Ok(t),
+        });
         // We anchor media, so we need the caller's offer now (no delayed offer yet).
-        let offer = match refusal {
-            Some(r) => Err(r),
-            None => media::prepare_offer(&req).map_err(|reject| (reject.code, reject.reason)),
-        };
-        let offer = match offer {
-            Ok(o) => o,
+        let offer = target.and_then(|t| media::prepare_offer(&req).map(|o| (t, o)).map_err(|reject| (reject.code, reject.reason)));
+        let (target, offer) = match offer {
+            Ok(v) => v,
             Err((code, reason)) => {
-                let callee = if callee_ext.is_empty() { req.uri.to_string() } else { callee_ext };
-                return self.refuse_call(now, &id, &req, tenant.id, &caller.extension, &callee, code, &reason);
+                let callee = if dialled.is_empty() { req.uri.to_string() } else { dialled };
+                return self.refuse_call(now, &id, &req, tenant_id, &caller.extension, caller_trunk.is_some(), &callee, code, &reason);
             }
         };
-        let callee = UserKey { tenant_id: tenant.id, extension: callee_ext };
+        let (callee, callee_trunk) = match target {
+            Target::Extension(key) => (key, None),
+            Target::Trunk { trunk_id, number } => (UserKey { tenant_id, extension: number }, Some(trunk_id)),
+        };
+        if parties.last().is_none_or(|p| p.party != callee.extension || p.external != callee_trunk.is_some()) {
+            let role = if parties.len() > 1 { super::call::PartyRole::ForwardTarget } else { super::call::PartyRole::Callee };
+            parties.push(super::call::PartyLog { role, party: callee.extension.clone(), external: callee_trunk.is_some(), joined_at: joined, left_at: None });
+        }
+        let forward = match callee_trunk {
+            None => {
+                let f = self.directory.forwarding(&callee);
+                (f.busy.is_some() || f.no_answer.is_some()).then(|| super::call::PendingForward { busy: f.busy, no_answer: f.no_answer })
+            }
+            Some(_) => None,
+        };
         // SPEC §1: what to record, decided now so the callee's INVITE can say it.
         let decision = crate::policy::decide(
             self.directory.system(),
-            self.directory.tenant_switches(tenant.id),
-            &[self.directory.party(&caller), self.directory.party(&callee)],
+            self.directory.tenant_switches(tenant_id),
+            &[self.policy_party(&caller, caller_trunk), self.policy_party(&callee, callee_trunk)],
             crate::policy::CallState { has_video: offer.has_video, ..Default::default() },
         );
 
@@ -76,7 +153,7 @@ impl PbxCore {
             key,
             session: SessionId::random(),
             state: CallState::Setup,
-            tenant_id: tenant.id,
+            tenant_id,
             caller,
             callee,
             caller_display,
@@ -90,6 +167,7 @@ impl PbxCore {
             b_invite_cseq: 1,
             a_offer: offer.body,
             b_answer: Vec::new(),
+            b_offer: Vec::new(),
             relay: None,
             a_ok: None,
             a_ok_next: None,
@@ -100,16 +178,24 @@ impl PbxCore {
             info_refused: [false; 2],
             info_codes: [hark_media::dtmf::FeatureCodes::new(), hark_media::dtmf::FeatureCodes::new()],
             cdr: CdrDraft {
-                started_at: Some(self.wall(now)),
+                started_at: Some(joined),
                 a_call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
                 codec: offer.codec,
+                parties,
                 ..Default::default()
             },
             a_invite: req,
+            trunks: [caller_trunk, callee_trunk],
+            forward,
+            transfer: None,
+            recordings: 0,
+            has_video: offer.has_video,
             decision,
         };
         tracing::info!(session = %call.session, caller = %call.caller.extension, callee = %call.callee.extension, recording = %call.decision.explain(), "call started");
-        let tap = call.decision.audio;
+        // The tap is there whenever the tenant records at all: a transfer may bring in
+        // a party whose calls are recorded.
+        let tap = call.decision.audio || self.directory.tenant_switches(tenant_id).audio_recording;
         self.calls.by_a_tx.insert(id, key);
         self.calls.by_session.insert(call.session.clone(), key);
         self.calls.calls.insert(key, call);
@@ -118,7 +204,7 @@ impl PbxCore {
 
     /// Answers an authenticated INVITE that will not become a call, with a CDR saying why.
     #[allow(clippy::too_many_arguments)]
-    fn refuse_call(&mut self, now: Instant, id: &ServerTxId, req: &Request, tenant_id: i64, caller: &str, callee: &str, code: u16, reason: &str) {
+    fn refuse_call(&mut self, now: Instant, id: &ServerTxId, req: &Request, tenant_id: i64, caller: &str, caller_external: bool, callee: &str, code: u16, reason: &str) {
         self.reply(now, id, req, code, reason, vec![]);
         let at = self.wall(now);
         self.events.push_back(CoreEvent::Cdr(super::CallRecord {
@@ -135,6 +221,13 @@ impl PbxCore {
             a_call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
             b_call_id: None,
             codec: None,
+            parties: vec![super::call::PartyLog {
+                role: super::call::PartyRole::Caller,
+                party: caller.to_owned(),
+                external: caller_external,
+                joined_at: at,
+                left_at: Some(at),
+            }],
         }));
     }
 
@@ -165,57 +258,8 @@ impl PbxCore {
         let (a_offer, a_ip) = (call.a_offer.clone(), call.a_peer.addr.ip());
         media::steer_relay(&mut self.events, key, LegSide::A, &a_offer, a_ip);
 
-        let Some(call) = self.calls.calls.get(&key) else { return };
-        let bindings = self.location.bindings(&call.callee).to_vec();
-        let domain = self.directory.tenants().find(|t| t.id == call.tenant_id).map(|t| t.domain.clone()).unwrap_or_default();
-        let b_call_id = CallId::random();
-        let from_tag = Tag::random();
-        let (caller_ext, callee_ext, display, session) =
-            (call.caller.extension.clone(), call.callee.extension.clone(), call.caller_display.clone(), call.session.clone());
-        // Before the answer nothing records yet; the header says what will.
-        let planned = planned_state(&call.decision);
-        let mut forks = Vec::new();
-        for binding in bindings {
-            let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
-                tracing::warn!(contact = %binding.contact, "unusable registered contact");
-                continue;
-            };
-            let from_value = match &display {
-                Some(d) if !d.is_empty() => format!("\"{}\" <sip:{caller_ext}@{domain}>;tag={from_tag}", d.trim_matches('"')),
-                _ => format!("<sip:{caller_ext}@{domain}>;tag={from_tag}"),
-            };
-            let mut headers = rsip::Headers::default();
-            headers.push(top_via(binding.source.transport, self.local.sent_by(binding.source.transport), &Branch::random()).into());
-            headers.push(Header::MaxForwards(70.into()));
-            headers.push(Header::From(rsip::headers::From::new(from_value)));
-            headers.push(Header::To(rsip::headers::To::new(format!("<sip:{callee_ext}@{domain}>"))));
-            headers.push(Header::CallId(b_call_id.as_str().into()));
-            headers.push(Header::CSeq(rsip::headers::CSeq::new("1 INVITE")));
-            headers.push(Header::Contact(rsip::headers::Contact::new(self.local.contact(binding.source.transport))));
-            headers.push(Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW)));
-            headers.push(Header::Other(X_SESSION_ID.into(), session.to_string()));
-            headers.push(Header::Other(X_RECORDING_STATE.into(), planned.to_header_value()));
-            headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
-            let req = Request { method: Method::Invite, uri, version: rsip::Version::V2, headers, body: offer.clone() };
-            match self.tx.send_request(now, req.clone(), binding.source) {
-                Ok(tx) => forks.push(Fork { tx, request: req, peer: binding.source, early: false, done: false }),
-                Err(e) => tracing::warn!(error = %e, "could not send INVITE to a contact"),
-            }
-        }
-        if forks.is_empty() {
-            return self.fail_call(now, key, 480, "Temporarily Unavailable", super::HangupBy::Pbx);
-        }
-        let deadline = now + self.config.calls.ring_timeout;
-        for f in &forks {
-            self.calls.by_client_tx.insert(f.tx, key);
-        }
-        if let Some(call) = self.calls.calls.get_mut(&key) {
-            call.forks = forks;
-            call.state = CallState::Ringing;
-            call.ring_deadline = Some(deadline);
-            call.cdr.b_call_id = Some(b_call_id.to_string());
-        }
-        self.calls.schedule(deadline, key, TimerKind::Ring);
+        call.b_offer = offer;
+        self.send_forks(now, key);
     }
 }
 

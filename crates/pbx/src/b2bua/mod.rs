@@ -10,6 +10,9 @@ mod in_dialog;
 mod invite;
 mod media;
 mod outcome;
+mod repolicy;
+mod route;
+mod transfer;
 
 pub use call::{CallKey, LegSide, RelayPorts, SessionId};
 pub use cdr::{CallRecord, Disposition, HangupBy};
@@ -119,6 +122,9 @@ impl Calls {
         }
         for (tx, ..) in &call.in_dialog_tx {
             self.by_client_tx.remove(tx);
+        }
+        if let Some(t) = &call.transfer {
+            self.by_client_tx.remove(&t.tx);
         }
         for dialog in [&call.a_dialog, &call.b_dialog].into_iter().flatten() {
             self.by_dialog.remove(dialog.id());

@@ -22,13 +22,16 @@ impl PbxCore {
         if call.in_dialog_tx.iter().any(|(t, ..)| *t == tx) {
             return self.on_in_dialog_response(now, key, tx, resp);
         }
+        if call.transfer.as_ref().is_some_and(|t| t.tx == tx) {
+            return self.on_transfer_response(now, key, resp);
+        }
         let Some(fork_index) = call.forks.iter().position(|f| f.tx == tx) else { return };
         let code = resp.status_code.code();
         match code {
             100 => {}
             101..=199 => self.on_fork_provisional(now, key, fork_index, resp),
             200..=299 => self.on_fork_answer(now, key, fork_index, resp),
-            _ => self.on_fork_failure(now, key, fork_index, code, reason_of(&resp)),
+            _ => self.on_fork_failure(now, key, fork_index, code, reason_of(&resp), Some(&resp)),
         }
     }
 
@@ -72,7 +75,7 @@ impl PbxCore {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "unusable 2xx from the callee");
-                return self.on_fork_failure(now, key, fork, 502, "Bad Gateway (bad answer from callee)".into());
+                return self.on_fork_failure(now, key, fork, 502, "Bad Gateway (bad answer from callee)".into(), None);
             }
         };
         let ack = dialog.ack_for_2xx(1, top_via(fork_peer.transport, self.local.sent_by(fork_peer.transport), &Branch::random()));
@@ -114,29 +117,13 @@ impl PbxCore {
             }
         }
 
-        let tenant_name = self.directory.tenant_name(call.tenant_id);
-        let options = self.directory.recording_options(call.tenant_id);
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
         call.b_answer = resp.body.clone();
         // Recording starts now, with the first media after the answer.
-        call.recording = super::invite::planned_state(&call.decision);
         if call.decision.audio {
-            self.events.push_back(CoreEvent::RecordStart {
-                call: key,
-                session: call.session.clone(),
-                tenant_id: call.tenant_id,
-                tenant: tenant_name,
-                parties: vec![call.caller.extension.clone(), call.callee.extension.clone()],
-                caller_sdp: call.a_offer.clone(),
-                callee_sdp: resp.body.clone(),
-                reason: call.decision.explain(),
-                layout: match options.layout {
-                    crate::store::RecordingLayout::Stereo => hark_recorder::Layout::Stereo,
-                    crate::store::RecordingLayout::Mono => hark_recorder::Layout::Mono,
-                },
-            });
+            self.start_recording(key);
         }
-        let beep = call.decision.audio && options.start_beep;
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
         let contact = self.local.contact(call.a_peer.transport);
         let mut ok = response_to(&call.a_invite, status(200, "OK"), Some(&call.a_tag));
         ok.headers.push(Header::Contact(rsip::headers::Contact::new(contact.clone())));
@@ -174,14 +161,26 @@ impl PbxCore {
         self.calls.by_dialog.insert(a_id, (key, LegSide::A));
         self.calls.by_dialog.insert(b_id, (key, LegSide::B));
         self.calls.schedule(now + t1, key, TimerKind::AckWait);
-        if beep {
-            for side in [LegSide::A, LegSide::B] {
-                self.play_tone(key, side, hark_media::relay::Tone::RecordingStarted);
-            }
-        }
     }
 
-    fn on_fork_failure(&mut self, now: Instant, key: CallKey, fork: usize, code: u16, reason: String) {
+    fn on_fork_failure(&mut self, now: Instant, key: CallKey, fork: usize, code: u16, reason: String, resp: Option<&Response>) {
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        // A carrier's challenge: answered once with the trunk's credentials.
+        if let (401 | 407, Some(resp), Some(trunk)) = (code, resp, call.trunks[LegSide::B as usize])
+            && !call.forks[fork].authenticated
+            && call.state == CallState::Ringing
+        {
+            let invite = call.forks[fork].request.clone();
+            if let Some((req, tx)) = self.answer_trunk_challenge(now, Some(trunk), &invite, resp) {
+                let Some(call) = self.calls.calls.get_mut(&key) else { return };
+                let old = std::mem::replace(&mut call.forks[fork].tx, tx);
+                call.forks[fork].request = req;
+                call.forks[fork].authenticated = true;
+                self.calls.by_client_tx.remove(&old);
+                self.calls.by_client_tx.insert(tx, key);
+                return;
+            }
+        }
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
         call.forks[fork].done = true;
         call.forks[fork].early = false;
@@ -191,6 +190,13 @@ impl PbxCore {
         if call.forks.iter().any(|f| !f.done) {
             return;
         }
+        // Busy: the callee's forward-on-busy takes the call.
+        if matches!(code, 486 | 600 | 603)
+            && let Some(to) = call.forward.as_ref().and_then(|f| f.busy.clone())
+        {
+            tracing::info!(session = %call.session, callee = %call.callee.extension, to = %to, "forwarding (busy)");
+            return self.forward_to(now, key, &to);
+        }
         // Every contact refused: tell the caller the most telling answer.
         let (code, reason) = match code {
             // Credentials of the callee's phone are not ours to give; redirects we do not follow.
@@ -198,6 +204,59 @@ impl PbxCore {
             _ => (code, reason),
         };
         self.fail_call(now, key, code, &reason, HangupBy::Callee);
+    }
+
+    /// The callee is busy or did not answer and forwards to `to` (an extension or a
+    /// number): its phones stop ringing, the policy is decided again for the new
+    /// parties, and the call rings there instead.
+    pub(crate) fn forward_to(&mut self, now: Instant, key: CallKey, to: &str) {
+        let wall = self.wall(now);
+        let Some(tenant_id) = self.calls.calls.get(&key).map(|c| c.tenant_id) else { return };
+        let Some(target) = self.route(tenant_id, to) else {
+            return self.fail_call(now, key, 404, &format!("Not Found (forward target {to})"), HangupBy::Pbx);
+        };
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let pending: Vec<(Request, hark_sip::transport::Peer)> =
+            call.forks.iter_mut().filter(|f| !f.done).map(|f| (f.request.clone(), f.peer)).collect();
+        for f in std::mem::take(&mut call.forks) {
+            self.calls.by_client_tx.remove(&f.tx);
+        }
+        for (req, peer) in pending {
+            if let Some(cancel) = cancel_for(&req) {
+                let _ = self.tx.send_request(now, cancel, peer);
+            }
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        call.party_left(LegSide::B, wall);
+        let (callee, trunk) = match target {
+            super::route::Target::Extension(k) => (k, None),
+            super::route::Target::Trunk { trunk_id, number } => (crate::registrar::UserKey { tenant_id: call.tenant_id, extension: number }, Some(trunk_id)),
+        };
+        call.cdr.parties.push(super::call::PartyLog {
+            role: super::call::PartyRole::ForwardTarget,
+            party: callee.extension.clone(),
+            external: trunk.is_some(),
+            joined_at: wall,
+            left_at: None,
+        });
+        call.callee = callee;
+        call.trunks[LegSide::B as usize] = trunk;
+        call.forward = None;
+        let (caller, callee, a_trunk, has_video, tenant) = (call.caller.clone(), call.callee.clone(), call.trunks[0], call.has_video, call.tenant_id);
+        let decision = crate::policy::decide(
+            self.directory.system(),
+            self.directory.tenant_switches(tenant),
+            &[self.policy_party(&caller, a_trunk), self.policy_party(&callee, trunk)],
+            crate::policy::CallState { has_video, ..Default::default() },
+        );
+        tracing::info!(recording = %decision.explain(), "policy after forwarding");
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.decision = decision;
+        }
+        if trunk.is_none() && self.location.bindings(&callee).is_empty() {
+            return self.fail_call(now, key, 480, "Temporarily Unavailable (forward target not registered)", HangupBy::Pbx);
+        }
+        self.send_forks(now, key);
     }
 
     /// Ends a call that was never answered: final response to the caller, CANCEL for
@@ -236,7 +295,10 @@ impl PbxCore {
         let Some(&key) = self.calls.by_client_tx.get(&tx) else { return };
         let Some(call) = self.calls.calls.get(&key) else { return };
         if let Some(fork) = call.forks.iter().position(|f| f.tx == tx && !f.done) {
-            return self.on_fork_failure(now, key, fork, 408, "Request Timeout".into());
+            return self.on_fork_failure(now, key, fork, 408, "Request Timeout".into(), None);
+        }
+        if call.transfer.as_ref().is_some_and(|t| t.tx == tx) {
+            return self.fail_transfer(now, key, 408, "Request Timeout");
         }
         if call.in_dialog_tx.iter().any(|(t, ..)| *t == tx) {
             let resp = Response { status_code: status(408, "Request Timeout"), version: rsip::Version::V2, headers: Default::default(), body: vec![] };
@@ -253,6 +315,11 @@ impl PbxCore {
             let Some(call) = self.calls.calls.get_mut(&key) else { continue };
             match kind {
                 TimerKind::Ring if call.ring_deadline == Some(at) && call.state == CallState::Ringing => {
+                    if let Some(to) = call.forward.as_ref().and_then(|f| f.no_answer.clone()) {
+                        tracing::info!(session = %call.session, callee = %call.callee.extension, to = %to, "forwarding (no answer)");
+                        self.forward_to(now, key, &to);
+                        continue;
+                    }
                     self.fail_call(now, key, 480, "Temporarily Unavailable (no answer)", HangupBy::Pbx);
                     if let Some(call) = self.calls.calls.get_mut(&key) {
                         call.cdr.disposition = Some(Disposition::NoAnswer);
@@ -298,6 +365,12 @@ impl PbxCore {
             return;
         }
         call.state = CallState::Ending;
+        if let Some(t) = call.transfer.take()
+            && let Some(cancel) = cancel_for(&t.request)
+        {
+            let _ = self.tx.send_request(now, cancel, t.peer);
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
         call.cdr.disposition = Some(Disposition::Answered);
         call.cdr.hangup_by = Some(by);
         call.cdr.hangup_cause = Some(cause.to_owned());
@@ -325,11 +398,16 @@ impl PbxCore {
     fn finish(&mut self, now: Instant, key: CallKey) {
         let Some(call) = self.calls.remove(key) else { return };
         let cdr = &call.cdr;
+        // The CDR's callee is who the caller dialled, even if a forward or a transfer
+        // took the call elsewhere (the parties say where).
+        let first = |role| cdr.parties.iter().find(|p| p.role == role).map(|p| p.party.clone());
         let record = CallRecord {
             session_id: call.session.to_string(),
             tenant_id: call.tenant_id,
-            caller: call.caller.extension.clone(),
-            callee: call.callee.extension.clone(),
+            caller: first(super::call::PartyRole::Caller).unwrap_or_else(|| call.caller.extension.clone()),
+            callee: first(super::call::PartyRole::Callee)
+                .or_else(|| first(super::call::PartyRole::ForwardTarget))
+                .unwrap_or_else(|| call.callee.extension.clone()),
             started_at: cdr.started_at.unwrap_or_else(|| self.wall(now)),
             answered_at: cdr.answered_at,
             ended_at: self.wall(now),
@@ -339,6 +417,7 @@ impl PbxCore {
             a_call_id: cdr.a_call_id.clone(),
             b_call_id: cdr.b_call_id.clone(),
             codec: cdr.codec.clone(),
+            parties: cdr.parties.clone(),
         };
         tracing::info!(session = %record.session_id, disposition = record.disposition.as_str(), cause = %record.hangup_cause, "call ended");
         if call.recording != hark_recorder::RecordingState::OFF {

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, UPDATE, NOTIFY, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, UPDATE, NOTIFY, REFER, REGISTER";
 pub const SERVER: &str = concat!("Hark/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone, Debug)]
@@ -265,6 +265,8 @@ impl PbxCore {
             _ if req.to_tag().ok().flatten().is_some() => self.on_in_dialog(now, id, req, from),
             Method::Invite => self.on_invite(now, id, req, from),
             Method::Message => self.on_message_out_of_dialog(now, id, req, from),
+            // A transfer outside any call would let anyone redirect calls.
+            Method::Refer => self.reply(now, &id, &req, 403, "Forbidden (not a party of any call)", vec![]),
             _ => {
                 let headers = vec![Header::Allow(rsip::headers::Allow::new(ALLOW))];
                 self.reply(now, &id, &req, 501, "Not Implemented", headers);
