@@ -222,18 +222,35 @@ impl TrunkRegistration {
         if !matches!(self.state, TrunkRegState::Registered { .. }) {
             self.state = TrunkRegState::Registering;
         }
-        let mut req = self.build_register();
-        // The last round's challenge, answered right away (the carrier re-challenges if
-        // the nonce is no longer good, and that is not a refusal).
-        let mut nonce = None;
-        if let Some(realm) = self.realm.clone()
-            && let Some(creds) = self.digest.authorize(&realm, "REGISTER", &req.uri.to_string())
-        {
-            nonce = Some(creds.nonce.clone());
-            req.headers.push(Header::Authorization(rsip::headers::Authorization::new(creds.to_header_value())));
-        }
+        let mut req = self.build_register(self.expires);
+        let nonce = self.authorize_unasked(&mut req);
         self.in_flight = Some(InFlight { request: req.clone(), deadline: now + RESPONSE_TIMEOUT, nonce, answers: 0 });
         Some(req)
+    }
+
+    /// A REGISTER with `Expires: 0` that removes our binding at the carrier, for a trunk
+    /// that was removed or changed; `None` when the carrier holds no binding of ours. Its
+    /// answer is of no interest (a challenge to it is not answered): the registration
+    /// ends here.
+    pub fn unregister_request(&mut self, now: Instant) -> Option<Request> {
+        if !self.is_registered(now) {
+            return None;
+        }
+        self.in_flight = None;
+        self.next_at = None;
+        self.state = TrunkRegState::Failed { reason: "unregistered".into() };
+        let mut req = self.build_register(0);
+        self.authorize_unasked(&mut req);
+        Some(req)
+    }
+
+    /// Adds credentials for the last challenge answered, if any (the carrier re-challenges
+    /// when the nonce is no longer good, and that is not a refusal). Returns their nonce.
+    fn authorize_unasked(&mut self, req: &mut Request) -> Option<String> {
+        let realm = self.realm.clone()?;
+        let creds = self.digest.authorize(&realm, "REGISTER", &req.uri.to_string())?;
+        req.headers.push(Header::Authorization(rsip::headers::Authorization::new(creds.to_header_value())));
+        Some(creds.nonce)
     }
 
     /// A final (or provisional, ignored) response to the REGISTER in flight. Returns a
@@ -392,7 +409,7 @@ impl TrunkRegistration {
         format!("sip:{}@{}", self.username, SocketAddr::new(self.local.ip, self.local.udp_port))
     }
 
-    fn build_register(&mut self) -> Request {
+    fn build_register(&mut self, expires: u32) -> Request {
         self.cseq += 1;
         let aor = format!("sip:{}@{}", self.username, self.host_part);
         let mut headers = rsip::Headers::default();
@@ -403,7 +420,7 @@ impl TrunkRegistration {
         headers.push(Header::CallId(self.call_id.as_str().into()));
         headers.push(rsip::typed::CSeq { seq: self.cseq, method: Method::Register }.into());
         headers.push(Header::Contact(rsip::headers::Contact::new(format!("<{}>", self.contact_uri()))));
-        headers.push(Header::Expires(rsip::headers::Expires::new(self.expires.to_string())));
+        headers.push(Header::Expires(rsip::headers::Expires::new(expires.to_string())));
         headers.push(Header::UserAgent(rsip::headers::UserAgent::new(crate::core::SERVER)));
         // The registrar's URI: the carrier's address as configured.
         let uri = Uri::try_from(format!("sip:{}", self.host).as_str())

@@ -22,7 +22,7 @@ fn local() -> LocalAddrs {
     LocalAddrs { ip: "127.0.0.1".parse().unwrap(), udp_port: 5099, tcp_port: 5099 }
 }
 
-fn header<'a>(req: &'a Request, name: &str) -> Option<String> {
+fn header(req: &Request, name: &str) -> Option<String> {
     req.headers.iter().find_map(|h| {
         let s = h.to_string();
         let (n, v) = s.split_once(':')?;
@@ -205,4 +205,20 @@ fn a_changed_trunk_needs_a_new_registration() {
     assert!(!reg.matches(&trunk(Some("v"))));
     assert!(!reg.matches(&Trunk { password: Some("other".into()), ..trunk(Some("u")) }));
     assert!(!reg.matches(&trunk(None)));
+}
+
+#[test]
+fn unregistering_only_when_registered() {
+    let t0 = Instant::now();
+    let mut reg = TrunkRegistration::new(&trunk(Some("u")), local(), t0).unwrap();
+    assert!(reg.unregister_request(t0).is_none(), "nothing to remove yet");
+    let first = reg.poll_request(t0).unwrap();
+    let second = reg.handle_response(t0, &challenge(&first, "n", false)).unwrap();
+    reg.handle_response(t0, &ok(&second, 300));
+    let bye = reg.unregister_request(t0).expect("registered");
+    assert_eq!(header(&bye, "Expires").unwrap(), "0");
+    assert!(authorization(&bye).is_some(), "answers the known challenge");
+    assert!(bye.cseq().unwrap().0 > second.cseq().unwrap().0);
+    assert!(reg.next_timeout().is_none(), "nothing more");
+    assert!(!reg.is_registered(t0));
 }

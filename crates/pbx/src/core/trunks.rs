@@ -58,10 +58,17 @@ impl PbxCore {
         self.trunk_regs.dirty = false;
         let trunks: Vec<&crate::directory::Trunk> = self.directory.trunks().iter().filter(|t| t.registers()).collect();
         let regs = &mut self.trunk_regs.regs;
+        let mut goodbyes = Vec::new();
+        let mut ended = Vec::new();
         regs.retain(|id, reg| {
             let keep = trunks.iter().any(|t| t.id == *id && reg.matches(t));
             if !keep {
+                ended.push(*id);
                 tracing::info!(trunk = %reg.name(), "trunk removed or changed; its registration stops");
+                // Take our binding off the carrier (the old account, the old address).
+                if let Some(req) = reg.unregister_request(now) {
+                    goodbyes.push((req, reg.peer()));
+                }
             }
             keep
         });
@@ -72,8 +79,15 @@ impl PbxCore {
                 regs.insert(t.id, reg);
             }
         }
-        let live: Vec<i64> = regs.keys().copied().collect();
-        self.trunk_regs.by_tx.retain(|_, id| live.contains(id));
+        // A late answer to an ended registration must not reach its successor (a changed
+        // trunk keeps its id).
+        self.trunk_regs.by_tx.retain(|_, id| !ended.contains(id));
+        for (req, peer) in goodbyes {
+            // Untracked: whatever the carrier answers, the registration is over.
+            if let Err(e) = self.tx.send_request(now, req, peer) {
+                tracing::debug!(error = %e, "un-REGISTER not sent");
+            }
+        }
     }
 
     fn send_trunk_register(&mut self, now: Instant, trunk_id: i64, req: hark_sip::rsip::Request, peer: hark_sip::transport::Peer) {
@@ -133,5 +147,148 @@ impl PbxCore {
     /// Where the registration of trunk `trunk_id` stands (`None`: it does not register).
     pub fn trunk_registration_state(&self, trunk_id: i64) -> Option<&TrunkRegState> {
         self.trunk_regs.regs.get(&trunk_id).map(TrunkRegistration::state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth_guard::GuardConfig;
+    use crate::core::CoreConfig;
+    use crate::directory::{Directory, TenantInfo, Trunk};
+    use crate::registrar::{Location, RegistrarConfig};
+    use hark_sip::parse::parse_datagram;
+    use hark_sip::rsip::headers::UntypedHeader;
+    use hark_sip::rsip::{Header, Request, SipMessage};
+    use hark_sip::transaction::TimerConfig;
+    use hark_sip::transport::{Inbound, Peer};
+    use hark_sip::{response_to, status, Limits, Tag};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    const CARRIER: &str = "192.0.2.50:5060";
+
+    fn directory(with_trunk: bool, password: &str) -> Directory {
+        let mut d = Directory::default();
+        d.add_tenant(TenantInfo { id: 1, name: "office".into(), domain: "pbx.test".into() }, true);
+        if with_trunk {
+            d.add_trunk(Trunk {
+                id: 9,
+                tenant_id: 1,
+                name: "carrier".into(),
+                host: CARRIER.into(),
+                addr: CARRIER.parse().unwrap(),
+                username: Some("trunkuser".into()),
+                password: Some(password.into()),
+                dids: vec![],
+                default_extension: None,
+                caller_id: None,
+                outbound: vec![],
+            });
+            // IP-authenticated: never registers.
+            d.add_trunk(Trunk { id: 10, username: None, password: None, ..d.trunk(9).unwrap().clone() });
+        }
+        d
+    }
+
+    fn core(now: Instant, dir: Directory) -> PbxCore {
+        let config = CoreConfig {
+            registrar: RegistrarConfig::default(),
+            guard: GuardConfig::default(),
+            nonce_lifetime: Duration::from_secs(300),
+            nonce_secret: [7; 32],
+            digest_algorithms: vec![hark_sip::auth::Algorithm::Md5],
+            timers: TimerConfig::default(),
+            calls: Default::default(),
+        };
+        PbxCore::new(config, dir, Location::default(), now)
+    }
+
+    /// The requests the core sends, all to the carrier.
+    fn sent(core: &mut PbxCore) -> Vec<Request> {
+        let mut out = Vec::new();
+        while let Some(t) = core.poll_transmit() {
+            assert_eq!(t.peer.addr, CARRIER.parse::<SocketAddr>().unwrap());
+            match parse_datagram(&t.bytes, &Limits::default()).unwrap() {
+                SipMessage::Request(r) => out.push(r),
+                other => panic!("unexpected {other}"),
+            }
+        }
+        out
+    }
+
+    fn answer(core: &mut PbxCore, now: Instant, req: &Request, code: u16, extra: Vec<Header>) {
+        let mut resp = response_to(req, status(code, ""), Some(&Tag::random()));
+        resp.headers.extend(extra);
+        let peer = Peer::udp(CARRIER.parse().unwrap());
+        core.handle_inbound(now, Inbound::Message { peer, msg: SipMessage::Response(resp) });
+    }
+
+    fn has_auth(req: &Request) -> bool {
+        req.headers.iter().any(|h| matches!(h, Header::Authorization(_)))
+    }
+
+    fn expires(req: &Request) -> Option<String> {
+        req.headers.iter().find_map(|h| match h {
+            Header::Expires(e) => Some(e.value().to_owned()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_core_registers_its_trunks_and_follows_the_directory() {
+        let t0 = Instant::now();
+        let mut core = core(t0, directory(true, "pw"));
+        assert_eq!(core.poll_timeout(), Some(t0), "a new trunk registers at once");
+        core.handle_timeout(t0);
+        let reqs = sent(&mut core);
+        assert_eq!(reqs.len(), 1, "one REGISTER, none for the IP-authenticated trunk");
+        assert!(!has_auth(&reqs[0]));
+        assert_eq!(core.trunk_registration_state(9), Some(&TrunkRegState::Registering));
+        assert_eq!(core.trunk_registration_state(10), None);
+
+        let challenge = Header::WwwAuthenticate(hark_sip::rsip::headers::WwwAuthenticate::new(
+            "Digest realm=\"carrier.test\", nonce=\"n1\", qop=\"auth\"",
+        ));
+        answer(&mut core, t0, &reqs[0], 401, vec![challenge]);
+        let reqs = sent(&mut core);
+        assert_eq!(reqs.len(), 1);
+        assert!(has_auth(&reqs[0]));
+        answer(&mut core, t0, &reqs[0], 200, vec![Header::Expires(hark_sip::rsip::headers::Expires::new("60"))]);
+        assert_eq!(core.trunks_registered(), 1);
+        assert!(matches!(core.trunk_registration_state(9), Some(TrunkRegState::Registered { .. })));
+        assert!(core.poll_timeout().is_some_and(|t| t <= t0 + Duration::from_secs(48)));
+
+        // The refresh is due at 80%.
+        let t1 = t0 + Duration::from_secs(48);
+        core.handle_timeout(t1);
+        let reqs = sent(&mut core);
+        assert_eq!(reqs.len(), 1);
+        assert!(has_auth(&reqs[0]), "credentials sent unasked");
+        answer(&mut core, t1, &reqs[0], 200, vec![]);
+        assert_eq!(core.trunks_registered(), 1);
+
+        // The password changes: the old binding is removed, a new registration starts.
+        core.set_directory(directory(true, "new"));
+        assert!(core.poll_timeout().is_some_and(|t| t <= t1));
+        core.handle_timeout(t1);
+        let reqs = sent(&mut core);
+        assert_eq!(reqs.iter().map(|r| expires(r).unwrap()).collect::<Vec<_>>(), ["0", "300"]);
+        assert_eq!(core.trunk_registration_state(9), Some(&TrunkRegState::Registering));
+
+        // The trunk is removed: nothing is registered, nothing more is sent.
+        core.set_directory(directory(false, ""));
+        core.handle_timeout(t1);
+        assert_eq!(sent(&mut core).len(), 0, "not registered yet: nothing to remove");
+        assert_eq!(core.trunks_registered(), 0);
+        assert_eq!(core.trunk_registration_state(9), None);
+        assert!(core.trunk_registrations_timeout().is_none());
+    }
+
+    #[test]
+    fn a_core_without_registering_trunks_has_no_trunk_timer() {
+        let t0 = Instant::now();
+        let core = core(t0, directory(false, ""));
+        assert!(core.trunk_registrations_timeout().is_none());
     }
 }
