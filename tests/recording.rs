@@ -56,18 +56,9 @@ const LENGTH_TOLERANCE: f64 = 0.3;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Runs `hark pbx ARGS` and waits until the running server has reloaded its settings
-/// (its "reloaded" log line), so that the next call sees the change.
+/// Runs `hark pbx ARGS` and waits until the running server has reloaded its settings.
 fn set(pbx: &Pbx, args: &[&str]) {
-    let count = |p: &Pbx| p.stderr().matches("settings changed; reloaded").count();
-    let before = count(pbx);
-    pbx.admin(args);
-    if poll_until(Duration::from_secs(5), || (count(pbx) > before).then_some(())).is_none() {
-        pbx.fail(&format!(
-            "`hark pbx {}` did not reach the running server within 5 s (no reload logged)",
-            args.join(" ")
-        ));
-    }
+    pbx.configure(args);
 }
 
 fn tenant_recording(pbx: &Pbx, on: bool) {

@@ -253,6 +253,17 @@ impl Pbx {
         admin(&self.bin, &all)
     }
 
+    /// [`Pbx::admin`], then waits until the running server has reloaded its settings (its
+    /// "reloaded" log line), so that the next call sees the change.
+    pub fn configure(&self, args: &[&str]) {
+        let count = |p: &Pbx| p.stderr().matches("settings changed; reloaded").count();
+        let before = count(self);
+        self.admin(args);
+        if crate::poll_until(Duration::from_secs(5), || (count(self) > before).then_some(())).is_none() {
+            self.fail(&format!("`hark pbx {}` did not reach the running server within 5 s (no reload logged)", args.join(" ")));
+        }
+    }
+
     fn wait_healthy(&self) {
         wait_until(
             READY_TIMEOUT,

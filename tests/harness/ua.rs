@@ -272,8 +272,10 @@ struct Shared {
     telephone_event: AtomicBool,
     info_answer: AtomicU16,
     answering: Mutex<Option<Answering>>,
-    /// The RTP port this UA's calls use (re-INVITEs are answered with it).
+    /// The RTP port of each call (by Call-ID) and the latest one: re-INVITEs are
+    /// answered with their call's.
     media_port: Mutex<Option<u16>>,
+    call_ports: Mutex<HashMap<String, u16>>,
     /// Challenge every INVITE without Authorization with a 401 of this realm (a carrier
     /// that authenticates the PBX).
     challenge_realm: Mutex<Option<String>>,
@@ -318,6 +320,7 @@ impl Ua {
             info_answer: AtomicU16::new(200),
             answering: Mutex::default(),
             media_port: Mutex::default(),
+            call_ports: Mutex::default(),
             challenge_realm: Mutex::default(),
             answered: Mutex::default(),
             incoming: Mutex::default(),
@@ -576,6 +579,7 @@ impl Ua {
     pub fn call(&self, callee: &str, rtp_port: u16) -> Result<Dialog, SipMsg> {
         *lock(&self.shared.media_port) = Some(rtp_port);
         let call_id = unique("call");
+        lock(&self.shared.call_ports).insert(call_id.clone(), rtp_port);
         let tag = unique("t");
         let ruri = format!("sip:{callee}@{}", self.domain);
         let sdp = self.sdp(rtp_port);
@@ -855,7 +859,8 @@ fn read_loop(socket: &UdpSocket, server: SocketAddr, shared: &Shared) {
                 }
                 // A re-INVITE from the PBX (a transfer moved our media): our SDP again.
                 "INVITE" if msg.to_tag().is_some() => {
-                    let port = lock(&shared.media_port).unwrap_or(9);
+                    let latest = lock(&shared.media_port).unwrap_or(9);
+                    let port = lock(&shared.call_ports).get(msg.call_id()).copied().unwrap_or(latest);
                     vec![response_to(
                         &msg,
                         200,
@@ -880,6 +885,7 @@ fn read_loop(socket: &UdpSocket, server: SocketAddr, shared: &Shared) {
                                 &format!("{contact}Content-Type: application/sdp\r\n"),
                                 &sdp,
                             );
+                            lock(&shared.call_ports).insert(msg.call_id().to_string(), a.rtp_port);
                             lock(&shared.incoming).push(Dialog {
                                 call_id: msg.call_id().to_string(),
                                 local_tag: a.tag.clone(),

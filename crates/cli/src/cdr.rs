@@ -117,6 +117,7 @@ mod tests {
             sip_call_id_a: format!("a-{session}"),
             sip_call_id_b: Some(format!("b-{session}")),
             codec: answered.then(|| "PCMA".into()),
+            recording: None,
             parties: Vec::new(),
         };
         store.insert_cdrs(&[call("s1", T0, true), call("s2", T0 + 60_000, false)]).unwrap();

@@ -249,6 +249,7 @@ fn new_cdr(r: crate::b2bua::CallRecord) -> store::NewCdr {
         sip_call_id_a: r.a_call_id,
         sip_call_id_b: r.b_call_id,
         codec: r.codec,
+        recording: r.recording.map(|t| truncate(t, store::MAX_CDR_RECORDING_LEN)),
         parties,
     }
 }

@@ -67,6 +67,8 @@ pub struct CallRecord {
     pub a_call_id: String,
     pub b_call_id: Option<String>,
     pub codec: Option<String>,
+    /// The recording policy's last decision, explained.
+    pub recording: Option<String>,
     /// Everyone who took part, in order of joining (the first two: caller and callee).
     pub parties: Vec<super::call::PartyLog>,
 }

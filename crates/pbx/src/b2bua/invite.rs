@@ -221,6 +221,7 @@ impl PbxCore {
             a_call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
             b_call_id: None,
             codec: None,
+            recording: None,
             parties: vec![super::call::PartyLog {
                 role: super::call::PartyRole::Caller,
                 party: caller.to_owned(),

@@ -417,6 +417,7 @@ impl PbxCore {
             a_call_id: cdr.a_call_id.clone(),
             b_call_id: cdr.b_call_id.clone(),
             codec: cdr.codec.clone(),
+            recording: Some(call.decision.explain()),
             parties: cdr.parties.clone(),
         };
         tracing::info!(session = %record.session_id, disposition = record.disposition.as_str(), cause = %record.hangup_cause, "call ended");

@@ -28,6 +28,8 @@ pub const MAX_CDR_SESSION_ID_LEN: usize = 128;
 pub const MAX_CDR_TEXT_LEN: usize = 256;
 /// Longest codec name accepted, in bytes.
 pub const MAX_CDR_CODEC_LEN: usize = 64;
+/// Longest recording decision text of a CDR.
+pub const MAX_CDR_RECORDING_LEN: usize = 1024;
 /// The latest time a CDR may carry: 9999-12-31T23:59:59.999Z, the end of RFC 3339.
 pub const MAX_CDR_UNIX_MS: i64 = 253_402_300_799_999;
 
@@ -216,6 +218,8 @@ pub struct NewCdr {
     pub sip_call_id_b: Option<String>,
     /// The audio codec negotiated, e.g. "PCMU".
     pub codec: Option<String>,
+    /// What the recording policy decided last, and why ("not recorded, because …").
+    pub recording: Option<String>,
     /// Everyone in the call, in the order they joined. Empty means the two ends only: the
     /// store then records the caller and the callee, each from the start to the end.
     pub parties: Vec<CdrParty>,
@@ -253,6 +257,8 @@ pub struct Cdr {
     pub sip_call_id_a: String,
     pub sip_call_id_b: Option<String>,
     pub codec: Option<String>,
+    /// What the recording policy decided last, and why.
+    pub recording: Option<String>,
     pub parties: Vec<CdrParty>,
 }
 
@@ -338,6 +344,9 @@ fn check(c: &NewCdr) -> Result<(), StoreError> {
     if let Some(codec) = &c.codec {
         text("codec", codec, 1, MAX_CDR_CODEC_LEN)?;
     }
+    if let Some(recording) = &c.recording {
+        text("recording", recording, 1, MAX_CDR_RECORDING_LEN)?;
+    }
 
     let answered = c.answered_at.unwrap_or(c.started_at);
     if c.started_at < 0
@@ -388,8 +397,8 @@ fn default_parties(c: &NewCdr) -> [CdrParty; 2] {
 const UPSERT_SQL: &str = "
     INSERT INTO cdr (call_session_id, tenant_id, caller, caller_kind, callee, callee_kind,
                      direction, started_at, answered_at, ended_at, disposition, hangup_by,
-                     hangup_cause, sip_call_id_a, sip_call_id_b, codec)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                     hangup_cause, sip_call_id_a, sip_call_id_b, codec, recording)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
     ON CONFLICT (call_session_id) DO UPDATE SET
         tenant_id = excluded.tenant_id, caller = excluded.caller,
         caller_kind = excluded.caller_kind, callee = excluded.callee,
@@ -398,7 +407,7 @@ const UPSERT_SQL: &str = "
         ended_at = excluded.ended_at, disposition = excluded.disposition,
         hangup_by = excluded.hangup_by, hangup_cause = excluded.hangup_cause,
         sip_call_id_a = excluded.sip_call_id_a, sip_call_id_b = excluded.sip_call_id_b,
-        codec = excluded.codec
+        codec = excluded.codec, recording = excluded.recording
     RETURNING id";
 
 const DELETE_PARTIES_SQL: &str = "DELETE FROM cdr_parties WHERE cdr_id = ?1";
@@ -417,7 +426,7 @@ macro_rules! select_cdrs {
             "SELECT c.id, c.call_session_id, t.name, c.tenant_id, c.caller, c.caller_kind,
                     c.callee, c.callee_kind, c.direction, c.started_at, c.answered_at,
                     c.ended_at, c.duration_s, c.billsec, c.disposition, c.hangup_by,
-                    c.hangup_cause, c.sip_call_id_a, c.sip_call_id_b, c.codec
+                    c.hangup_cause, c.sip_call_id_a, c.sip_call_id_b, c.codec, c.recording
              FROM cdr c JOIN tenants t ON t.id = c.tenant_id ",
             $tail
         )
@@ -463,6 +472,7 @@ fn cdr_from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
         sip_call_id_a: r.get(17)?,
         sip_call_id_b: r.get(18)?,
         codec: r.get(19)?,
+        recording: r.get(20)?,
         parties: Vec::new(),
     })
 }
@@ -498,6 +508,7 @@ fn upsert(tx: &Transaction<'_>, c: &NewCdr) -> Result<CdrId, StoreError> {
                 c.sip_call_id_a,
                 c.sip_call_id_b,
                 c.codec,
+                c.recording,
             ],
             |r| r.get(0),
         )

@@ -37,6 +37,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: V4_TRUNKS,
         seed: None,
     },
+    Migration { version: 5, name: "recording decision in the CDR", sql: V5_CDR_RECORDING, seed: None },
 ];
 
 /// The newest schema version this build knows.
@@ -442,6 +443,14 @@ CREATE TRIGGER trunk_outbound_update_bumps_config AFTER UPDATE ON trunk_outbound
     BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
 CREATE TRIGGER trunk_outbound_delete_bumps_config AFTER DELETE ON trunk_outbound
     BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END;
+";
+
+/// Version 5: the CDR says what the recording policy decided last, and why (SPEC §1
+/// rule 6), so a call that was not recorded (two external parties, a user's switch off)
+/// explains itself. NULL for rows written before.
+const V5_CDR_RECORDING: &str = "
+ALTER TABLE cdr ADD COLUMN recording TEXT
+    CHECK (recording IS NULL OR length(recording) BETWEEN 1 AND 1024);
 ";
 
 #[cfg(test)]

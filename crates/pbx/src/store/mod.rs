@@ -38,7 +38,7 @@ use rusqlite::Connection;
 
 pub use bindings::{BatchOutcome, Binding, BindingOp};
 pub use cdr::{
-    Cdr, CdrFilter, CdrId, CdrParty, Direction, Disposition, HangupBy, MAX_CDR_CODEC_LEN,
+    Cdr, CdrFilter, CdrId, CdrParty, Direction, Disposition, HangupBy, MAX_CDR_CODEC_LEN, MAX_CDR_RECORDING_LEN,
     MAX_CDR_SESSION_ID_LEN, MAX_CDR_TEXT_LEN, MAX_CDR_UNIX_MS, NewCdr, PartyKind, PartyRole,
     format_rfc3339_ms,
 };

@@ -530,6 +530,7 @@ fn new_cdr(tenant: TenantId, session: &str, started_at: i64) -> NewCdr {
         sip_call_id_a: format!("a-{session}"),
         sip_call_id_b: Some(format!("b-{session}")),
         codec: Some("PCMU".into()),
+        recording: None,
         parties: Vec::new(),
     }
 }
