@@ -17,6 +17,7 @@ pub mod linphone;
 pub mod net;
 pub mod pbx;
 pub mod peers;
+pub mod phone;
 pub mod process;
 pub mod rtp;
 pub mod sipp;

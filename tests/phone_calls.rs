@@ -1,0 +1,187 @@
+//! `hark phone` (issue 6) end to end with real peers, audio checked by content
+//! (Goertzel at each side's tone, never file sizes):
+//! - phone → PBX → phone: both hear the other's tone, the PBX names the session;
+//! - phone → baresip directly (no PBX) and through `hark pbx serve`;
+//! - `hark phone answer` takes a call from linphonec through the PBX;
+//! - clear one-line errors: wrong password, unreachable server, unknown extension.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hark_e2e::audio::analyse_file;
+use hark_e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use hark_e2e::calls::{CALLEE_HZ, CALLER_HZ, CallPbx, Tones, password};
+use hark_e2e::linphone::{LinphoneAccount, Linphonec};
+use hark_e2e::phone::{Phone, account_args};
+use hark_e2e::{DOMAIN, Pbx, free_port};
+
+const REGISTER: Duration = Duration::from_secs(20);
+const ANSWER: Duration = Duration::from_secs(30);
+const CALL_SECS: &str = "5";
+const EXIT: Duration = Duration::from_secs(40);
+const SKIP_SECS: f64 = 0.5;
+const FRACTION: f64 = 0.8;
+
+fn account(pbx: &Pbx, ext: &str) -> Vec<String> {
+    account_args(pbx.sip_udp, ext, &password(ext), DOMAIN)
+}
+
+fn assert_hears(path: &Path, hz: f64, other: f64, min_secs: f64, who: &str, ctx: impl Fn() -> String) {
+    let report = analyse_file(path, hz, other, SKIP_SECS);
+    if let Err(e) = report.check(min_secs, FRACTION) {
+        panic!("{who} does not hear the {hz} Hz tone: {e}\n{}", ctx());
+    }
+}
+
+#[test]
+fn phone_calls_phone_through_the_pbx_and_each_hears_the_other() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let tones = Tones::new();
+    let (heard_by_caller, heard_by_callee) = (tones.out("caller-heard.wav"), tones.out("callee-heard.wav"));
+    let (callee_play, callee_rec) = (tones.callee().display().to_string(), heard_by_callee.display().to_string());
+    let mut callee = Phone::answer(account(&pbx, "102"), &["--play", &callee_play, "--record", &callee_rec]);
+    callee.wait_event("registered", REGISTER);
+    let (caller_play, caller_rec) = (tones.caller().display().to_string(), heard_by_caller.display().to_string());
+    let mut caller = Phone::call(
+        account(&pbx, "101"),
+        "102",
+        &["--play", &caller_play, "--record", &caller_rec, "--duration", CALL_SECS],
+    );
+    caller.wait_event("answered", ANSWER);
+    let sid = caller.wait_event("session-id", ANSWER);
+    let callee_sid = callee.wait_event("session-id", ANSWER);
+    let id_of = |line: &str| line.split("id=").nth(1).map(str::to_owned);
+    assert_eq!(id_of(&sid), id_of(&callee_sid), "both sides must be told the same X-Session-Id");
+    caller.assert_success(EXIT);
+    callee.assert_success(EXIT);
+    let ctx = || format!("{}\n{}\n{}", caller.report(), callee.report(), pbx.logs());
+    assert_hears(&heard_by_caller, CALLEE_HZ, CALLER_HZ, 3.0, "the caller", ctx);
+    assert_hears(&heard_by_callee, CALLER_HZ, CALLEE_HZ, 3.0, "the callee", ctx);
+    let ended = callee.events().into_iter().find(|e| e.starts_with("ended")).unwrap_or_default();
+    assert!(ended.contains("remote hangup"), "the callee should see the caller hang up: {ended}\n{}", ctx());
+}
+
+fn baresip_callee(pbx: Option<&Pbx>, tone: std::path::PathBuf) -> Baresip {
+    Baresip::start_with(
+        BaresipAccount {
+            user: "102".into(),
+            password: password("102"),
+            domain: DOMAIN.into(),
+            registrar: pbx.map_or_else(|| ([127, 0, 0, 1], 9).into(), |p| p.sip_udp),
+            transport: "udp".into(),
+            regint: 600,
+        },
+        BaresipOptions { auto_answer: true, play: Some(tone), record: true, codecs: None, no_registrar: pbx.is_none() },
+    )
+}
+
+fn check_baresip_call(b: &Baresip, caller: &mut Phone, heard: &Path, ctx: impl Fn() -> String) {
+    caller.wait_event("answered", ANSWER);
+    caller.assert_success(EXIT);
+    assert_hears(heard, CALLEE_HZ, CALLER_HZ, 3.0, "hark phone", &ctx);
+    assert!(
+        b.wait_event("CALL_CLOSED", 1, Duration::from_secs(15)).is_some(),
+        "baresip did not see the call end\n{}",
+        ctx()
+    );
+    let dec = b.received_audio().unwrap_or_else(|| panic!("baresip recorded nothing\n{}", ctx()));
+    assert_hears(&dec, CALLER_HZ, CALLEE_HZ, 3.0, "baresip", &ctx);
+}
+
+#[test]
+fn phone_calls_baresip_directly_and_each_hears_the_other() {
+    let tones = Tones::new();
+    let b = baresip_callee(None, tones.callee());
+    let heard = tones.out("phone-heard.wav");
+    let (play, rec) = (tones.caller().display().to_string(), heard.display().to_string());
+    let server = format!("127.0.0.1:{}", b.sip_port).parse().unwrap();
+    let mut caller = Phone::call(
+        account_args(server, "101", "unused", "127.0.0.1"),
+        &b.direct_uri(),
+        &["--no-register", "--play", &play, "--record", &rec, "--duration", CALL_SECS],
+    );
+    check_baresip_call(&b, &mut caller, &heard, || format!("{}\n{}", caller_report(&heard), b.report()));
+    drop(caller);
+}
+
+fn caller_report(heard: &Path) -> String {
+    format!("(phone recording {})", heard.display())
+}
+
+#[test]
+fn phone_calls_baresip_through_the_pbx_and_each_hears_the_other() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let tones = Tones::new();
+    let b = baresip_callee(Some(&pbx), tones.callee());
+    assert!(b.wait_register_oks(1, REGISTER), "baresip did not register\n{}\n{}", b.report(), pbx.logs());
+    let heard = tones.out("phone-heard.wav");
+    let (play, rec) = (tones.caller().display().to_string(), heard.display().to_string());
+    let mut caller =
+        Phone::call(account(&pbx, "101"), "102", &["--play", &play, "--record", &rec, "--duration", CALL_SECS]);
+    caller.wait_event("session-id", ANSWER);
+    check_baresip_call(&b, &mut caller, &heard, || format!("{}\n{}", b.report(), pbx.logs()));
+}
+
+#[test]
+fn phone_answers_a_call_from_linphonec_and_each_hears_the_other() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let tones = Tones::new();
+    let heard_by_phone = tones.out("phone-heard.wav");
+    let heard_by_linphone = tones.out("linphonec-heard.wav");
+    let (play, rec) = (tones.callee().display().to_string(), heard_by_phone.display().to_string());
+    let mut phone = Phone::answer(account(&pbx, "102"), &["--play", &play, "--record", &rec, "--duration", CALL_SECS]);
+    phone.wait_event("registered", REGISTER);
+    let mut l = Linphonec::start(LinphoneAccount {
+        user: "101".into(),
+        password: password("101"),
+        domain: DOMAIN.into(),
+        registrar: pbx.sip_udp,
+        transport: "udp".into(),
+        expires: 600,
+        algorithm: None,
+    });
+    l.use_files(&tones.caller(), &heard_by_linphone);
+    assert!(l.wait_register_oks(1, REGISTER), "linphonec did not register\n{}\n{}", l.report(), pbx.logs());
+    // linphonec resolves the Request-URI's host itself (no outbound proxy for calls):
+    // the PBX's address reaches its default tenant.
+    l.command(&format!("call sip:102@{}", pbx.sip_udp));
+    if phone.try_wait_event("incoming", ANSWER).is_none() {
+        panic!("no call reached hark phone\n{}\n{}\n{}", phone.report(), l.report(), pbx.logs());
+    }
+    phone.wait_event("answered", ANSWER);
+    phone.wait_event("session-id", ANSWER);
+    phone.assert_success(EXIT);
+    let ctx = || format!("{}\n{}\n{}", phone.report(), l.report(), pbx.logs());
+    assert!(l.wait_call_state("LinphoneCallReleased", 1, Duration::from_secs(15)), "linphonec did not end the call\n{}", ctx());
+    assert_hears(&heard_by_phone, CALLER_HZ, CALLEE_HZ, 3.0, "hark phone answer", ctx);
+    assert_hears(&heard_by_linphone, CALLEE_HZ, CALLER_HZ, 3.0, "linphonec", ctx);
+}
+
+fn error_line(phone: &mut Phone) -> String {
+    let status = phone.wait_exit(EXIT);
+    assert!(!status.success(), "hark phone should fail\n{}", phone.report());
+    let stderr = phone.stderr();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "exactly one error line expected\n{stderr}");
+    errors[0].to_owned()
+}
+
+#[test]
+fn phone_errors_are_one_clear_line_and_a_failing_exit() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let mut wrong = Phone::call(account_args(pbx.sip_udp, "101", "not-the-password", DOMAIN), "102", &[]);
+    let line = error_line(&mut wrong);
+    assert!(line.contains("wrong user or password"), "{line}");
+
+    let nowhere = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut unreachable =
+        Phone::call(account_args(nowhere, "101", "pw", DOMAIN), "102", &["--register-timeout", "2"]);
+    let started = std::time::Instant::now();
+    let line = error_line(&mut unreachable);
+    assert!(line.contains("no answer from server"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(20), "the wait must be bounded: {:?}", started.elapsed());
+
+    let mut unknown = Phone::call(account(&pbx, "101"), "199", &["--answer-timeout", "10"]);
+    let line = error_line(&mut unknown);
+    assert!(line.contains("call to 199 failed: 404"), "{line}\n{}", unknown.report());
+}
