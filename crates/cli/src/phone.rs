@@ -374,18 +374,20 @@ async fn call(a: CallArgs) -> CliResult {
     };
     progress(&format!("calling {handle} target={}", a.target));
     let deadline = Instant::now() + secs(a.answer_timeout);
+    // A failure, and whether the call is still ringing (then it is cancelled).
     let failure = loop {
         match next_event(&mut phone, deadline, &mut outcome).await {
             Some(PhoneEvent::Answered { call }) if call == handle => break None,
-            Some(PhoneEvent::Ended { call, reason }) if call == handle => break Some(ended_error(&a.target, &reason)),
+            Some(PhoneEvent::Ended { call, reason }) if call == handle => {
+                break Some((ended_error(&a.target, &reason), false));
+            }
             Some(_) => {}
-            None => break Some(format!("{} did not answer within {} s", a.target, a.answer_timeout)),
+            None => break Some((format!("{} did not answer within {} s", a.target, a.answer_timeout), true)),
         }
     };
-    if let Some(f) = failure {
-        let up = !f.contains("call to");
-        finish(phone, Some(handle), up, registered, &mut outcome).await;
-        return Err(f.into());
+    if let Some((message, ringing)) = failure {
+        finish(phone, Some(handle), ringing, registered, &mut outcome).await;
+        return Err(message.into());
     }
     let up = in_call(&mut phone, handle, a.media.duration, a.pause_at, a.resume_at, &mut outcome).await;
     finish(phone, Some(handle), up, registered, &mut outcome).await;

@@ -79,7 +79,7 @@ impl AudioSink for WavSink {
         wav.write_frames(pcm).map_err(err)?;
         // Keep the header playable about once a second (50 frames of 20 ms).
         self.writes += 1;
-        if self.writes % 50 == 0 {
+        if self.writes.is_multiple_of(50) {
             wav.flush_header().map_err(err)?;
         }
         Ok(())

@@ -43,7 +43,7 @@ impl LocalRecording {
         let err = |e: hark_recorder::WavError| AudioError::Write { path: self.path.clone(), reason: e.to_string() };
         wav.write_frames(&self.interleaved).map_err(err)?;
         self.frames += 1;
-        if self.frames % 50 == 0 {
+        if self.frames.is_multiple_of(50) {
             wav.flush_header().map_err(err)?;
         }
         Ok(())

@@ -76,7 +76,7 @@ impl Phone {
     fn start_control_message(&mut self, now: Instant, handle: CallHandle, op: Operation, req: Request, auth_tries: u32) {
         match self.tx.send_request(now, req.clone(), self.server_peer()) {
             Ok(id) => {
-                self.purposes.insert(id, TxPurpose::ControlMessage { call: handle, op, request: req, auth_tries });
+                self.purposes.insert(id, TxPurpose::ControlMessage { call: handle, op, request: Box::new(req), auth_tries });
             }
             Err(e) => self.control_failed(handle, op, ControlVia::MessageOutOfDialog, e.to_string()),
         }

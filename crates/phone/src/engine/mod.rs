@@ -37,7 +37,7 @@ enum TxPurpose {
     /// An in-dialog request; the call's `pending` list says which.
     InDialog(CallHandle),
     /// An out-of-dialog media-control MESSAGE and the request, for a digest retry.
-    ControlMessage { call: CallHandle, op: Operation, request: Request, auth_tries: u32 },
+    ControlMessage { call: CallHandle, op: Operation, request: Box<Request>, auth_tries: u32 },
 }
 
 /// A command from the owner (UI, CLI). Each is also a method of [`Phone`].
@@ -222,7 +222,7 @@ impl Phone {
             TxPurpose::Cancel(_) => {}
             TxPurpose::InDialog(call) => self.on_in_dialog_response(now, call, id, resp),
             TxPurpose::ControlMessage { call, op, request, auth_tries } => {
-                self.on_control_message_response(now, call, op, request, auth_tries, resp)
+                self.on_control_message_response(now, call, op, *request, auth_tries, resp)
             }
         }
     }

@@ -143,15 +143,15 @@ impl Phone {
             return;
         }
         if (code == 401 || code == 407) && self.reg.auth_tries < 2 {
-            if let Some(mut req) = self.reg.request.take() {
-                if self.add_credentials(&mut req, &resp) {
-                    self.reg.auth_tries += 1;
-                    self.reg.cseq = cseq_of(&req) + 1;
-                    set_cseq(&mut req, self.reg.cseq);
-                    new_branch(&mut req, self.config.account.transport, self.local);
-                    self.start_register(now, req);
-                    return;
-                }
+            if let Some(mut req) = self.reg.request.take()
+                && self.add_credentials(&mut req, &resp)
+            {
+                self.reg.auth_tries += 1;
+                self.reg.cseq = cseq_of(&req) + 1;
+                set_cseq(&mut req, self.reg.cseq);
+                new_branch(&mut req, self.config.account.transport, self.local);
+                self.start_register(now, req);
+                return;
             }
             return self.register_failed(
                 now,
