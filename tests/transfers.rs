@@ -12,7 +12,12 @@
 //!   outside any dialog, or from an address that is not the leg's phone gets 403;
 //! - attended transfer: REFER with Replaces naming the transferor's second call joins
 //!   the two other parties (the transferee re-INVITEd to the second call's relay), the
-//!   transferor is released from both calls, the first call's CDR says `transferred`.
+//!   transferor is released from both calls, the first call's CDR says `transferred`;
+//! - a target that never answers is CANCELled after the ring timeout (NOTIFY 480);
+//! - rule 5: the recording stops (reason `policy`) when the transfer leaves nobody whose
+//!   calls are recorded, and a second recording of the session starts when it brings
+//!   one in, the phones told by state INFO;
+//! - an INVITE with Replaces (RFC 3891) takes over a leg; an unknown dialog gets 481.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -78,7 +83,7 @@ fn status(pbx: &Pbx, got: &SipMsg, want: u16, what: &str, report: &str) {
 
 fn recording_pbx(exts: &[&str]) -> CallPbx {
     let pbx = CallPbx::start(exts, 30, &[]);
-    pbx.admin(&["tenant", "set", "--tenant", "office", "--audio-recording", "on"]);
+    pbx.configure(&["tenant", "set", "--tenant", "office", "--audio-recording", "on"]);
     pbx
 }
 
@@ -294,5 +299,154 @@ fn attended_transfer_joins_the_other_two_parties() {
         cdr2["parties"].as_array().into_iter().flatten().map(|p| (field(p, "role"), field(p, "party"))).collect();
     if !parties.contains(&("transfer-target".into(), "101".into())) {
         pbx.fail(&format!("call 2's CDR should list 101 joining by the transfer: {cdr2:#}"));
+    }
+}
+
+/// A transfer target that rings and never answers: after the ring timeout the PBX
+/// CANCELs it and tells the transferor (NOTIFY 480); the call stays up.
+#[test]
+fn a_transfer_target_that_never_answers_leaves_the_call_up() {
+    use hark_e2e::calls::{register_sipp_callee, sipp_callee};
+    let pbx = CallPbx::start(&["101", "102", "103"], 3, &[]);
+    let port = register_sipp_callee(&pbx, "103");
+    let ringing = sipp_callee("uas_call_ring.xml", &pbx, "103", port, hark_e2e::free_port()).spawn();
+    let mut b = Phone::callee(&pbx, "102");
+    let mut a = Phone::caller(&pbx, "101");
+    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    let mut db = b.incoming(&pbx, 1);
+    let (a_relay, b_relay) = (relay_of(&da, &pbx, "101's 200"), relay_of(&db, &pbx, "102's INVITE"));
+    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
+    b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
+    let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
+    status(&pbx, &r, 202, "REFER to a phone that never answers", &b.ua.report());
+    let frags = wait_notifies(&pbx, &b.ua, 2);
+    if !frags[1].0.starts_with("SIP/2.0 480") || !frags[1].1.starts_with("terminated") {
+        pbx.fail(&format!("NOTIFYs when the target never answers: {frags:?}, want 480 (terminated)"));
+    }
+    let ringing = ringing.wait(Duration::from_secs(10));
+    if ringing.logged("cancel").as_deref() != Some("received") {
+        pbx.fail(&format!("the unanswered target was not CANCELled\n{}", ringing.report()));
+    }
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(1200));
+    if a.hears(a_relay, t, Instant::now(), B_HZ, A_HZ) < 0.8 {
+        pbx.fail(&format!("the call lost its media after the failed transfer\n{}", a.rtp.summary()));
+    }
+    let bye = a.ua.bye(&mut da);
+    status(&pbx, &bye, 200, "hang up", &a.ua.report());
+}
+
+/// Rule 5 inside the office: a recorded call transferred to a user whose calls are not
+/// recorded (the other party's neither) stops its recording with reason `policy`;
+/// transferred on to a recorded user, a second recording of the same session starts.
+/// Phones are told by the state INFO each time.
+#[test]
+fn transfers_stop_and_start_recordings_as_the_new_parties_policy_says() {
+    let pbx = recording_pbx(&["101", "102", "103", "104"]);
+    for ext in ["101", "103"] {
+        pbx.configure(&["user", "set", "--tenant", "office", "--ext", ext, "--record-audio", "off"]);
+    }
+    let mut b = Phone::callee(&pbx, "102");
+    let c = Phone::callee(&pbx, "103");
+    let d = Phone::callee(&pbx, "104");
+    let mut a = Phone::caller(&pbx, "101");
+    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    let sid = da.session_id();
+    if da.recording_state().as_deref() != Some("audio") {
+        pbx.fail(&format!("101 → 102 (102 recorded) should say audio: {:?}", da.recording_state()));
+    }
+    let mut db = b.incoming(&pbx, 1);
+    a.rtp.start_sending(relay_of(&da, &pbx, "101's 200"), Payload::AlawTone(A_HZ), 0xA);
+    b.rtp.start_sending(relay_of(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
+    std::thread::sleep(Duration::from_millis(1500));
+    // 102 → 103: nobody left whose calls are recorded.
+    let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
+    status(&pbx, &r, 202, "REFER to 103", &b.ua.report());
+    let mut dc = c.incoming(&pbx, 1);
+    let first = pbx.wait_recording("the first recording to stop", Duration::from_secs(10), |r| {
+        field(r, "call_session_id") == sid && field(r, "status") == "stopped"
+    });
+    if field(&first, "stop_reason") != "policy" {
+        pbx.fail(&format!("the recording should stop by policy: {first:#}"));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    // 103 → 104: recorded again, a new recording of the same session.
+    let r = c.ua.refer(&mut dc, &format!("<sip:104@{DOMAIN}>"));
+    status(&pbx, &r, 202, "REFER to 104", &c.ua.report());
+    let _ = d.incoming(&pbx, 1);
+    let second = pbx.wait_recording("a second recording to start", Duration::from_secs(10), |r| {
+        field(r, "call_session_id") == sid && field(r, "id") != field(&first, "id")
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let bye = a.ua.bye(&mut da);
+    status(&pbx, &bye, 200, "hang up", &a.ua.report());
+    let second = pbx.wait_recording("the second recording to finish", Duration::from_secs(10), |r| {
+        field(r, "id") == field(&second, "id") && field(r, "status") == "completed"
+    });
+    if field(&second, "path") == field(&first, "path") {
+        pbx.fail("the second recording reused the first one's file");
+    }
+    // 101 was told: recording, then off, then recording.
+    let infos: Vec<String> = a
+        .ua
+        .received_requests("INFO")
+        .into_iter()
+        .filter_map(|m| serde_json::from_str::<Value>(&m.body).ok())
+        .map(|v| field(&v, "audio"))
+        .collect();
+    if infos != ["off", "recording"] {
+        pbx.fail(&format!("state INFOs to 101: {infos:?}, want [off, recording]"));
+    }
+}
+
+/// RFC 3891: a phone's INVITE with Replaces naming a leg of a call takes that leg's place
+/// (the replaced phone gets BYE, the other party a re-INVITE); an unknown dialog is 481.
+#[test]
+fn an_invite_with_replaces_takes_over_a_leg() {
+    let pbx = recording_pbx(&["101", "102", "103"]);
+    let mut b = Phone::callee(&pbx, "102");
+    let mut a = Phone::caller(&pbx, "101");
+    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    let sid = da.session_id();
+    let db = b.incoming(&pbx, 1);
+    let a_relay = relay_of(&da, &pbx, "101's 200");
+    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
+    b.rtp.start_sending(relay_of(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
+
+    let mut c = Phone::caller(&pbx, "103");
+    let unknown = c.ua.call_with("102", c.rtp.port(), "Replaces: nope@nowhere;to-tag=1;from-tag=2\r\n");
+    match unknown {
+        Ok(_) => pbx.fail("an INVITE replacing an unknown dialog was answered"),
+        Err(r) => status(&pbx, &r, 481, "INVITE with Replaces of an unknown dialog", &c.ua.report()),
+    }
+    let replaces = format!("Replaces: {};to-tag={};from-tag={}\r\n", db.call_id, db.local_tag, db.remote_tag);
+    let mut dc = c
+        .ua
+        .call_with("102", c.rtp.port(), &replaces)
+        .unwrap_or_else(|r| pbx.fail(&format!("INVITE with Replaces failed: {}\n{}", r.first_line, c.ua.report())));
+    let c_relay = relay_of(&dc, &pbx, "103's 200");
+    c.rtp.start_sending(c_relay, Payload::AlawTone(C_HZ), 0xC);
+    if b.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
+        pbx.fail(&format!("the replaced phone got no BYE\n{}", b.ua.report()));
+    }
+    b.rtp.stop_sending();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(2000));
+    if a.hears(a_relay, t + Duration::from_millis(300), Instant::now(), C_HZ, B_HZ) < 1.0
+        || c.hears(c_relay, t + Duration::from_millis(300), Instant::now(), A_HZ, B_HZ) < 1.0
+    {
+        pbx.fail(&format!("101 and 103 do not hear each other after the Replaces\n{}\n{}", a.rtp.summary(), c.rtp.summary()));
+    }
+    let bye = c.ua.bye(&mut dc);
+    status(&pbx, &bye, 200, "103 hangs up", &c.ua.report());
+    if a.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
+        pbx.fail("101 was not sent BYE");
+    }
+    let _ = &mut da;
+    let cdr = pbx.wait_cdr("the CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid);
+    let roles: Vec<(String, String)> =
+        cdr["parties"].as_array().into_iter().flatten().map(|p| (field(p, "role"), field(p, "party"))).collect();
+    if !roles.contains(&("transfer-target".into(), "103".into())) {
+        pbx.fail(&format!("the CDR should list 103 taking over: {cdr:#}"));
     }
 }

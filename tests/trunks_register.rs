@@ -58,6 +58,7 @@ fn registers_with_digest_and_refreshes_before_expiry() {
     add_trunk(&pbx, &carrier, "trunk-s3cret");
 
     let registered = wait_registers(&mut carrier, &pbx, 2, Duration::from_secs(15));
+    pbx.wait_metric("hark_trunks_registered", 1.0, Duration::from_secs(5));
     let refreshed = wait_registers(&mut carrier, &pbx, 3, Duration::from_secs(20));
     let gap = refreshed - registered;
     assert!(

@@ -577,6 +577,11 @@ impl Ua {
     /// answering the PBX's 407 with digest credentials. Returns the dialog on a 200 (ACK
     /// sent), or the final response when the call failed.
     pub fn call(&self, callee: &str, rtp_port: u16) -> Result<Dialog, SipMsg> {
+        self.call_with(callee, rtp_port, "")
+    }
+
+    /// [`Ua::call`] with `extra` headers (each ending in CRLF), e.g. a Replaces.
+    pub fn call_with(&self, callee: &str, rtp_port: u16, extra: &str) -> Result<Dialog, SipMsg> {
         *lock(&self.shared.media_port) = Some(rtp_port);
         let call_id = unique("call");
         lock(&self.shared.call_ports).insert(call_id.clone(), rtp_port);
@@ -595,7 +600,7 @@ impl Ua {
                 format!(
                     "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
                      Max-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\n\
-                     CSeq: {cseq} INVITE\r\nContact: {contact}\r\n{auth}User-Agent: hark-e2e-ua\r\n\
+                     CSeq: {cseq} INVITE\r\nContact: {contact}\r\n{auth}{extra}User-Agent: hark-e2e-ua\r\n\
                      Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, MESSAGE\r\n\
                      Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
                     sdp.len()

@@ -452,3 +452,30 @@ fn events_do_not_pile_up_without_bound() {
     }
     assert!(n <= 16, "{n}");
 }
+
+#[test]
+fn a_party_that_left_by_transfer_cannot_take_the_side_back() {
+    let t0 = Instant::now();
+    let mut r = relay(t0);
+    let pkt = rtp(8, 1, 0, 1, &[0xd5; 160]);
+    // The transferor's phone latched side A...
+    let old = addr("192.0.2.10:4000");
+    r.handle_packet(t0, Side::A, PacketKind::Rtp, old, &pkt);
+    // ... then the transfer: a new party (same IP here, another port) on a new SDP.
+    r.new_party(Side::A);
+    let new = addr("192.0.2.10:5000");
+    r.set_remote(Side::A, Some(new), None);
+    // The old phone keeps streaming for a moment: it must not grab the side.
+    assert_eq!(r.handle_packet(t0, Side::A, PacketKind::Rtp, old, &pkt), RelayAction::Drop(DropReason::ForeignSource));
+    assert_eq!(r.handle_packet(t0, Side::A, PacketKind::Rtp, new, &pkt), forward(Side::B, PacketKind::Rtp, CALLEE_RTP));
+    // The callee's audio goes to the new party.
+    let back = rtp(8, 7, 160, 2, &[0xd5; 160]);
+    assert_eq!(
+        r.handle_packet(t0, Side::B, PacketKind::Rtp, addr(CALLEE_RTP), &back),
+        RelayAction::Forward { out_side: Side::A, kind: PacketKind::Rtp, to: new }
+    );
+    // A new SDP naming the old address exactly lets it in again (the same phone came back).
+    r.new_party(Side::A);
+    r.set_remote(Side::A, Some(old), None);
+    assert_eq!(r.handle_packet(t0, Side::A, PacketKind::Rtp, old, &pkt), forward(Side::B, PacketKind::Rtp, CALLEE_RTP));
+}

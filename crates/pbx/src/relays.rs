@@ -75,6 +75,13 @@ impl Relays {
         let _ = cmd.try_send(RelayCommand::SetHold { side: side(leg), hold });
     }
 
+    /// Another party takes `leg` of `call` (every stream).
+    pub fn new_party(&self, call: CallKey, leg: LegSide) {
+        for cmd in self.calls.get(&call).into_iter().flatten() {
+            let _ = cmd.try_send(RelayCommand::NewParty { side: side(leg) });
+        }
+    }
+
     /// Plays `tone` to the phone on `leg` of `call` (stream `stream`'s relay).
     pub fn play_tone(&self, call: CallKey, stream: usize, leg: LegSide, tone: Tone, formats: &[PayloadFormat]) {
         let Some(cmd) = self.calls.get(&call).and_then(|c| c.get(stream)) else { return };

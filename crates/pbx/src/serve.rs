@@ -213,6 +213,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                     CoreEvent::RecordStart { call, session, tenant_id, tenant, parties, caller_sdp, callee_sdp, reason, layout } => {
                         recorders.start(call, &session, tenant_id, &tenant, parties, &caller_sdp, &callee_sdp, reason, layout);
                     }
+                    CoreEvent::RelayNewParty { call, side } => relays.new_party(call, side),
                     CoreEvent::PlayTone { call, stream, side, tone, formats } => relays.play_tone(call, stream, side, tone, &formats),
                     CoreEvent::RecordControl { call, op, source, actor } => recorders.control(call, op, source, actor),
                     CoreEvent::RecordStop { call, reason } => recorders.stop(call, reason),
@@ -321,6 +322,7 @@ fn publish(metrics: &Metrics, core: &PbxCore) {
     metrics.bans.store(s.bans, Ordering::Relaxed);
     metrics.banned_requests.store(s.banned_requests, Ordering::Relaxed);
     metrics.registers_ok.store(s.registers_ok, Ordering::Relaxed);
+    metrics.trunks_registered.store(core.trunks_registered() as u64, Ordering::Relaxed);
 }
 
 fn trace_inbound(inbound: &Inbound) {

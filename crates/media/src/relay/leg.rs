@@ -62,6 +62,9 @@ pub(crate) struct Leg {
     pub extra_ip: Option<IpAddr>,
     pub hold: bool,
     pub stats: LegStats,
+    /// Where the party that left this side sent RTP and RTCP from: a phone that keeps
+    /// streaming for a moment after a transfer must not take the side back.
+    departed: [Option<SocketAddr>; 2],
     seq: SeqExtender,
     ts: TimestampExtender,
 }
@@ -74,6 +77,23 @@ impl Leg {
         });
         self.stats.latched_rtp = None;
         self.stats.latched_rtcp = None;
+    }
+
+    /// Another party takes this side (a transfer): the current sources may not latch
+    /// again (unless a new SDP names them exactly), and the next allowed source latches.
+    pub fn new_party(&mut self) {
+        self.departed = [self.stats.latched_rtp, self.stats.latched_rtcp];
+        self.stats.latched_rtp = None;
+        self.stats.latched_rtcp = None;
+    }
+
+    /// A source of the party that left, not named by the current SDP.
+    pub fn is_departed(&self, kind: PacketKind, from: SocketAddr) -> bool {
+        let (i, sdp) = match kind {
+            PacketKind::Rtp => (0, self.sdp_rtp),
+            PacketKind::Rtcp => (1, self.sdp_rtcp),
+        };
+        self.departed[i] == Some(from) && sdp != Some(from)
     }
 
     pub fn latched(&self, kind: PacketKind) -> Option<SocketAddr> {

@@ -236,7 +236,7 @@ impl MediaRelay {
             Some(latched) if latched == from => {}
             Some(_) => return self.drop(side, DropReason::ForeignSource),
             None => {
-                if !leg.may_latch(kind, from.ip()) {
+                if leg.is_departed(kind, from) || !leg.may_latch(kind, from.ip()) {
                     return self.drop(side, DropReason::ForeignSource);
                 }
                 leg.latch(kind, from);
@@ -268,6 +268,12 @@ impl MediaRelay {
     /// replaces a tone still playing there.
     pub fn play_tone(&mut self, side: Side, player: TonePlayer) {
         self.tones[side.index()] = Some(player);
+    }
+
+    /// Another party takes `side` (a transfer): the sources latched so far belong to the
+    /// party that left and may not latch again; the new party's first packet latches.
+    pub fn new_party(&mut self, side: Side) {
+        self.leg_mut(side).new_party();
     }
 
     /// Whether a tone is playing to `side`'s phone.

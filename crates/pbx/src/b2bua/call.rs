@@ -158,6 +158,8 @@ pub struct Transfer {
     pub peer: Peer,
     /// Digest answer to a carrier's challenge already sent.
     pub authenticated: bool,
+    /// When the target has rung long enough: the transfer fails, the call stays.
+    pub deadline: Instant,
 }
 
 /// Where an unanswered call goes next if the callee is busy or does not answer.

@@ -44,6 +44,10 @@ impl PbxCore {
         if !self.authenticate(now, &id, &req, from, &tenant.domain, &caller, true) {
             return;
         }
+        // RFC 3891: this phone takes the place of a leg of a call in progress.
+        if let Some(replaces) = super::transfer::replaces_header(&req) {
+            return self.on_invite_replaces(now, id, req, from, caller, replaces);
+        }
 
         // The callee: an extension of the caller's tenant, or a number an outbound route
         // sends to a trunk. Refusals from here on are calls (authenticated) and get a CDR.
@@ -61,9 +65,12 @@ impl PbxCore {
     #[allow(clippy::too_many_arguments)]
     fn on_trunk_invite(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer, trunk: &crate::directory::Trunk, number: String, display: Option<String>, dialled: String) {
         let to_user = req.to_header().ok().and_then(|h| NameAddr::parse(h.value()).ok()).and_then(|n| n.uri_user().map(str::to_owned));
+        // A carrier we register to sends to our Contact (its user is the trunk's user
+        // name) and puts the DID in To; others put it in the request line.
         let extension = trunk
-            .inbound_extension(&dialled)
-            .or_else(|| to_user.as_deref().and_then(|u| trunk.inbound_extension(u)))
+            .did_extension(&dialled)
+            .or_else(|| to_user.as_deref().and_then(|u| trunk.did_extension(u)))
+            .or(trunk.default_extension.as_deref())
             .map(str::to_owned);
         let caller = UserKey { tenant_id: trunk.tenant_id, extension: number };
         let target = match extension {

@@ -75,6 +75,8 @@ impl LocalAddrs {
 pub(crate) enum TimerKind {
     Ring,
     AckWait,
+    /// A transfer target rang too long.
+    TransferRing,
 }
 
 /// The B2BUA's tables.

@@ -343,6 +343,7 @@ impl PbxCore {
                     call.a_ok_next = Some((now + next, next));
                     self.calls.schedule(now + next, key, TimerKind::AckWait);
                 }
+                TimerKind::TransferRing => self.transfer_timed_out(now, key, at),
                 _ => {}
             }
         }
@@ -449,7 +450,7 @@ pub(crate) fn reason_of(resp: &Response) -> String {
 }
 
 /// §9.1: a CANCEL for a pending INVITE we sent.
-fn cancel_for(invite: &Request) -> Option<Request> {
+pub(crate) fn cancel_for(invite: &Request) -> Option<Request> {
     let mut headers = rsip::Headers::default();
     for h in invite.headers.iter() {
         match h {

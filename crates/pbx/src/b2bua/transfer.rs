@@ -17,10 +17,10 @@ use super::call::{CallState, LegSide, PartyLog, PartyRole, Transfer};
 use super::cdr::HangupBy;
 use super::route::Target;
 use super::{media, CallKey};
-use crate::core::PbxCore;
+use crate::core::{CoreEvent, PbxCore};
 use crate::registrar::UserKey;
 use hark_sip::dialog::{top_via, Dialog};
-use hark_sip::rsip::headers::UntypedHeader;
+use hark_sip::rsip::headers::{ToTypedHeader, UntypedHeader};
 use hark_sip::rsip::{self, Header, Method, Request, Response};
 use hark_sip::transaction::ServerTxId;
 use hark_sip::{Branch, NameAddr, Tag};
@@ -76,6 +76,15 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The Replaces header of an INVITE (RFC 3891), parsed; `Some(None)`-like failures are
+/// reported as an unparsable value by the caller.
+pub(crate) fn replaces_header(req: &Request) -> Option<Option<Replaces>> {
+    req.headers.iter().find_map(|h| match h {
+        Header::Other(name, value) if name.eq_ignore_ascii_case("Replaces") => Some(Replaces::parse(value)),
+        _ => None,
+    })
 }
 
 /// The Refer-To value of a REFER (long or compact name).
@@ -148,7 +157,9 @@ impl PbxCore {
         self.calls.by_client_tx.insert(tx, key);
         let Some(call) = self.calls.calls.get_mut(&key) else { return false };
         tracing::info!(session = %call.session, from = %call.party(side).extension, to = %target.extension, "blind transfer");
-        call.transfer = Some(Transfer { side, target, target_trunk: trunk, tx, request: invite, peer: a.peer, authenticated: false });
+        let deadline = now + self.config.calls.ring_timeout;
+        call.transfer = Some(Transfer { side, target, target_trunk: trunk, tx, request: invite, peer: a.peer, authenticated: false, deadline });
+        self.calls.schedule(deadline, key, super::TimerKind::TransferRing);
         true
     }
 
@@ -177,6 +188,18 @@ impl PbxCore {
             }
             _ => self.fail_transfer(now, key, code, &super::outcome::reason_of(&resp)),
         }
+    }
+
+    /// The transfer target rang for the whole ring timeout: it is CANCELled.
+    pub(crate) fn transfer_timed_out(&mut self, now: Instant, key: CallKey, at: Instant) {
+        let Some(t) = self.calls.calls.get(&key).and_then(|c| c.transfer.as_ref()) else { return };
+        if t.deadline != at {
+            return;
+        }
+        if let Some(cancel) = super::outcome::cancel_for(&t.request) {
+            let _ = self.tx.send_request(now, cancel, t.peer);
+        }
+        self.fail_transfer(now, key, 480, "Temporarily Unavailable (no answer)");
     }
 
     /// The target did not take the call: the original call goes on.
@@ -224,6 +247,7 @@ impl PbxCore {
         call.trunks[t.side as usize] = t.target_trunk;
         call.info_refused[t.side as usize] = false;
         self.calls.by_dialog.insert(new_id, (key, t.side));
+        self.events.push_back(CoreEvent::RelayNewParty { call: key, side: t.side });
         media::steer_relay(&mut self.events, key, t.side, &resp.body, t.peer.addr.ip());
         // The transferee may have been put on hold by the transferor: a fresh offer
         // with the target's media brings it back.
@@ -311,6 +335,87 @@ impl PbxCore {
         }
     }
 
+    /// An INVITE with Replaces (RFC 3891): the authenticated caller `newcomer` takes the
+    /// place of the leg the header names, in the same tenant (a phone completing an
+    /// attended transfer or picking up a call itself). The replaced phone gets BYE, the
+    /// remaining party a re-INVITE with the newcomer's media.
+    pub(crate) fn on_invite_replaces(&mut self, now: Instant, id: ServerTxId, req: Request, from: hark_sip::transport::Peer, newcomer: UserKey, replaces: Option<Replaces>) {
+        let Some(replaces) = replaces else {
+            return self.reply(now, &id, &req, 400, "Bad Request (malformed Replaces)", vec![]);
+        };
+        let found = self.calls.by_dialog.iter().find_map(|(d, &(k, s))| {
+            let tags = [d.local_tag.to_string(), d.remote_tag.to_string()];
+            (d.call_id.to_string() == replaces.call_id && tags.contains(&replaces.to_tag) && tags.contains(&replaces.from_tag)).then_some((k, s))
+        });
+        // RFC 3891 §3: 481 when the dialog is unknown (also for another tenant's call:
+        // no existence leak).
+        let Some((key, side)) = found.filter(|(k, _)| {
+            self.calls.calls.get(k).is_some_and(|c| c.tenant_id == newcomer.tenant_id && c.state == CallState::Answered && c.transfer.is_none())
+        }) else {
+            return self.reply(now, &id, &req, 481, "Call/Transaction Does Not Exist", vec![]);
+        };
+        let offer = match media::prepare_offer(&req) {
+            Ok(o) => o.body,
+            Err(reject) => return self.reply(now, &id, &req, reject.code, &reject.reason, vec![]),
+        };
+        let Some(call) = self.calls.calls.get(&key) else { return };
+        let Some(ports) = &call.relay else { return };
+        let side_ports: Vec<u16> = ports.streams.iter().map(|(a, b)| if side == LegSide::A { *a } else { *b }).collect();
+        let stays_sdp = match side.other() {
+            LegSide::A => call.a_offer.clone(),
+            LegSide::B => call.b_answer.clone(),
+        };
+        let Ok(answer) = media::answer_for_caller(&stays_sdp, self.local.ip, &side_ports) else {
+            return self.reply(now, &id, &req, 488, "Not Acceptable Here", vec![]);
+        };
+        let tag = Tag::random();
+        let contact = self.local.contact(from.transport);
+        let Some(dialog) = rsip::headers::Contact::new(contact.clone()).typed().ok().and_then(|c| Dialog::uas(&req, &tag, c).ok()) else {
+            return self.reply(now, &id, &req, 400, "Bad Request (no dialog)", vec![]);
+        };
+        let mut dialog = dialog;
+        dialog.confirm();
+        let (session, state) = (call.session.to_string(), call.recording.to_header_value());
+        let mut ok = hark_sip::response_to(&req, hark_sip::status(200, "OK"), Some(&tag));
+        ok.headers.push(Header::Contact(rsip::headers::Contact::new(contact)));
+        ok.headers.push(Header::Other(super::invite::X_SESSION_ID.into(), session));
+        ok.headers.push(Header::Other(super::invite::X_RECORDING_STATE.into(), state));
+        ok.headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
+        ok.body = answer;
+        let _ = self.tx.send_response(now, &id, ok);
+
+        let wall = self.wall(now);
+        tracing::info!(newcomer = %newcomer.extension, "INVITE with Replaces: a leg is replaced");
+        self.end_leg(now, key, side);
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        call.party_left(side, wall);
+        call.cdr.parties.push(PartyLog { role: PartyRole::TransferTarget, party: newcomer.extension.clone(), external: false, joined_at: wall, left_at: None });
+        self.calls.by_dialog.insert(dialog.id().clone(), (key, side));
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        match side {
+            LegSide::A => {
+                call.a_dialog = Some(dialog);
+                call.a_peer = from;
+                call.caller = newcomer;
+                call.a_offer = offer.clone();
+                call.a_ok = None;
+                call.a_ok_next = None;
+            }
+            LegSide::B => {
+                call.b_dialog = Some(dialog);
+                call.b_peer = Some(from);
+                call.callee = newcomer;
+                call.b_answer = offer.clone();
+            }
+        }
+        call.trunks[side as usize] = None;
+        call.info_refused[side as usize] = false;
+        self.events.push_back(CoreEvent::RelayNewParty { call: key, side });
+        media::steer_relay(&mut self.events, key, side, &offer, from.addr.ip());
+        self.reinvite(now, key, side.other(), &offer);
+        self.reevaluate_policy(now, key, "replaces");
+    }
+
     /// REFER with Replaces: the transferor (on `side` of `key`) joins the party it talks
     /// to here with the one of the call the Replaces names.
     fn on_attended_refer(&mut self, now: Instant, key: CallKey, side: LegSide, id: ServerTxId, req: Request, replaces: Replaces) {
@@ -367,6 +472,7 @@ impl PbxCore {
         }
         call2.trunks[side2 as usize] = trunk;
         call2.info_refused[side2 as usize] = false;
+        self.events.push_back(CoreEvent::RelayNewParty { call: key2, side: side2 });
         // Its media moves to call 2's relay: a new offer with the remaining party's codecs.
         let remaining_sdp = match side2.other() {
             LegSide::A => call2.a_offer.clone(),

@@ -72,6 +72,9 @@ pub enum CoreEvent {
         /// The tenant's file layout (stereo, or mixed mono).
         layout: hark_recorder::Layout,
     },
+    /// Another party takes one side of the call's relay (a transfer): the sources of the
+    /// party that left may not take it back.
+    RelayNewParty { call: CallKey, side: crate::b2bua::LegSide },
     /// Play a short tone to one phone of a call, written into the audio the relay
     /// forwards to it (`formats`: the audio formats of that stream, sender's first).
     PlayTone {

@@ -56,6 +56,8 @@ pub enum RelayCommand {
         side: Side,
         ip: Option<IpAddr>,
     },
+    /// See [`MediaRelay::new_party`].
+    NewParty { side: Side },
     /// Play a tone to `side`'s phone (see [`MediaRelay::play_tone`]).
     PlayTone { side: Side, player: Box<TonePlayer> },
     /// Current statistics.
@@ -287,6 +289,7 @@ impl Worker {
             RelayCommand::SetHold { side, hold } => self.relay.set_hold(now, side, hold),
             RelayCommand::AllowIp { side, ip } => self.relay.allow_ip(side, ip),
             RelayCommand::PlayTone { side, player } => self.relay.play_tone(side, *player),
+            RelayCommand::NewParty { side } => self.relay.new_party(side),
             RelayCommand::Stats(reply) => {
                 let _ = reply.send(self.relay.stats());
             }
