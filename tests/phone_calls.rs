@@ -185,3 +185,95 @@ fn phone_errors_are_one_clear_line_and_a_failing_exit() {
     let line = error_line(&mut unknown);
     assert!(line.contains("call to 199 failed: 404"), "{line}\n{}", unknown.report());
 }
+
+/// Two phones through the PBX with `extra` flags on both; returns (caller, callee) and
+/// checks each hears the other's tone.
+fn phone_to_phone(extra: &[&str], min_secs: f64) -> (Phone, Phone, CallPbx, Tones) {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let tones = Tones::new();
+    let (heard_by_caller, heard_by_callee) = (tones.out("caller-heard.wav"), tones.out("callee-heard.wav"));
+    let (callee_play, callee_rec) = (tones.callee().display().to_string(), heard_by_callee.display().to_string());
+    let mut args = vec!["--play", &callee_play, "--record", &callee_rec];
+    args.extend_from_slice(extra);
+    let mut callee = Phone::answer(account(&pbx, "102"), &args);
+    callee.wait_event("registered", REGISTER);
+    let (caller_play, caller_rec) = (tones.caller().display().to_string(), heard_by_caller.display().to_string());
+    let mut args = vec!["--play", &caller_play, "--record", &caller_rec, "--duration", CALL_SECS];
+    args.extend_from_slice(extra);
+    let mut caller = Phone::call(account(&pbx, "101"), "102", &args);
+    caller.assert_success(EXIT);
+    callee.assert_success(EXIT);
+    let ctx = || format!("{}\n{}\n{}", caller.report(), callee.report(), pbx.logs());
+    assert_hears(&heard_by_caller, CALLEE_HZ, CALLER_HZ, min_secs, "the caller", ctx);
+    assert_hears(&heard_by_callee, CALLER_HZ, CALLEE_HZ, min_secs, "the callee", ctx);
+    (caller, callee, pbx, tones)
+}
+
+#[test]
+fn phones_talk_opus_through_the_pbx() {
+    let (caller, callee, _pbx, _tones) = phone_to_phone(&["--codecs", "opus"], 3.0);
+    for p in [&caller, &callee] {
+        let media = p.events().into_iter().find(|e| e.starts_with("media ")).unwrap_or_default();
+        assert!(media.contains("codec=Opus"), "{media}\n{}", p.report());
+    }
+}
+
+#[test]
+fn phones_talk_g722_through_the_pbx() {
+    let (caller, callee, _pbx, _tones) = phone_to_phone(&["--codecs", "g722"], 3.0);
+    for p in [&caller, &callee] {
+        let media = p.events().into_iter().find(|e| e.starts_with("media ")).unwrap_or_default();
+        assert!(media.contains("codec=G722"), "{media}\n{}", p.report());
+    }
+}
+
+#[test]
+fn the_local_recording_is_stereo_mic_left_remote_right_without_the_paused_part() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let tones = Tones::new();
+    let local = tones.out("local-recording.wav");
+    let callee_play = tones.callee().display().to_string();
+    let mut callee = Phone::answer(account(&pbx, "102"), &["--play", &callee_play]);
+    callee.wait_event("registered", REGISTER);
+    let (caller_play, rec) = (tones.caller().display().to_string(), local.display().to_string());
+    let mut caller = Phone::call(
+        account(&pbx, "101"),
+        "102",
+        &["--play", &caller_play, "--record-call", &rec, "--duration", "6", "--pause-at", "2", "--resume-at", "4"],
+    );
+    caller.assert_success(EXIT);
+    callee.assert_success(EXIT);
+    let ctx = || format!("{}\n{}", caller.report(), callee.report());
+    let (_, channels) = hark_e2e::audio::read_wav_channels(&local).unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
+    assert_eq!(channels.len(), 2, "a stereo file");
+    let secs = channels[0].duration_secs();
+    assert!((3.3..=4.7).contains(&secs), "6 s call with 2 s paused: the file holds {secs:.2} s\n{}", ctx());
+    let left = hark_e2e::audio::analyse(&channels[0], CALLER_HZ, CALLEE_HZ, SKIP_SECS);
+    left.check(2.5, FRACTION).unwrap_or_else(|e| panic!("left (microphone) is not {CALLER_HZ} Hz: {e}\n{}", ctx()));
+    let right = hark_e2e::audio::analyse(&channels[1], CALLEE_HZ, CALLER_HZ, SKIP_SECS);
+    right.check(2.5, 0.7).unwrap_or_else(|e| panic!("right (remote) is not {CALLEE_HZ} Hz: {e}\n{}", ctx()));
+}
+
+#[test]
+fn hold_and_resume_reach_the_other_phone_through_the_pbx() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let mut callee = Phone::answer(account(&pbx, "102"), &[]);
+    callee.wait_event("registered", REGISTER);
+    let mut caller =
+        Phone::call(account(&pbx, "101"), "102", &["--duration", "5", "--hold-at", "1.5", "--unhold-at", "3"]);
+    caller.assert_success(EXIT);
+    callee.assert_success(EXIT);
+    let holds = |p: &Phone| p.events().into_iter().filter(|e| e.starts_with("hold ")).collect::<Vec<_>>();
+    let ctx = || format!("{}\n{}\n{}", caller.report(), callee.report(), pbx.logs());
+    let (ours, theirs) = (holds(&caller), holds(&callee));
+    assert!(
+        ours.len() == 2 && ours[0].contains("local=true") && ours[1].contains("local=false"),
+        "caller: {ours:?}\n{}",
+        ctx()
+    );
+    assert!(
+        theirs.len() == 2 && theirs[0].contains("remote=true") && theirs[1].contains("remote=false"),
+        "callee: {theirs:?}\n{}",
+        ctx()
+    );
+}

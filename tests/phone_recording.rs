@@ -25,6 +25,10 @@ fn s(v: &Value, name: &str) -> String {
 }
 
 fn pause_and_resume_reach_the_pbx_recording(control: &str, source: &str) {
+    pause_and_resume_with(control, source, &[]);
+}
+
+fn pause_and_resume_with(control: &str, source: &str, extra: &[&str]) {
     let pbx = CallPbx::start(&["101", "102"], 30, &[]);
     pbx.admin(&["tenant", "set", "--tenant", "office", "--audio-recording", "on"]);
     let tones = Tones::new();
@@ -32,11 +36,10 @@ fn pause_and_resume_reach_the_pbx_recording(control: &str, source: &str) {
     let mut callee =
         Phone::answer(account_args(pbx.sip_udp, "102", &password("102"), DOMAIN), &["--play", &callee_play]);
     callee.wait_event("registered", REGISTER);
-    let mut caller = Phone::call(
-        account_args(pbx.sip_udp, "101", &password("101"), DOMAIN),
-        "102",
-        &["--play", &caller_play, "--duration", "6", "--pause-at", "2", "--resume-at", "4", "--control", control],
-    );
+    let mut args =
+        vec!["--play", &caller_play, "--duration", "6", "--pause-at", "2", "--resume-at", "4", "--control", control];
+    args.extend_from_slice(extra);
+    let mut caller = Phone::call(account_args(pbx.sip_udp, "101", &password("101"), DOMAIN), "102", &args);
     let sid_line = caller.wait_event("session-id", ANSWER);
     let sid = sid_line.split("id=").nth(1).unwrap_or_default().to_owned();
     caller.assert_success(EXIT);
@@ -92,4 +95,9 @@ fn pause_and_resume_by_message_out_of_dialog_reach_the_pbx_recording() {
 #[test]
 fn pause_and_resume_by_feature_codes_reach_the_pbx_recording() {
     pause_and_resume_reach_the_pbx_recording("dtmf", "dtmf");
+}
+
+#[test]
+fn pause_and_resume_by_feature_codes_in_sip_info_reach_the_pbx_recording() {
+    pause_and_resume_with("dtmf", "info", &["--dtmf", "info"]);
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use hark_phone::audio::{AudioConfig, SinkConfig, SourceConfig};
 use hark_phone::driver::{self, DriverCommand, DriverConfig, PhoneHandle};
 use hark_phone::{
-    Account, CallHandle, ControlMode, ControlVia, EndReason, PhoneConfig, PhoneEvent, RegistrationFailure,
+    Account, AudioCodec, CallHandle, DtmfMode, ControlMode, ControlVia, EndReason, PhoneConfig, PhoneEvent, RegistrationFailure,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +82,39 @@ pub struct MediaArgs {
     /// Hang up this many seconds after the answer (default: wait for the other side).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
+    /// Codecs offered and accepted, in order of preference (pcmu, pcma, g722, opus).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "pcmu,pcma,g722,opus")]
+    codecs: Vec<CodecArg>,
+    /// How DTMF leaves the phone: RFC 4733 when the peer takes it (auto), always
+    /// RFC 4733, or SIP INFO (application/dtmf-relay).
+    #[arg(long, value_enum, default_value = "auto")]
+    dtmf: DtmfArg,
+    /// Put the call on hold (re-INVITE, a=sendonly) this many seconds after the answer.
+    #[arg(long, value_name = "SECS")]
+    hold_at: Option<f64>,
+    /// Take the call off hold this many seconds after the answer.
+    #[arg(long, value_name = "SECS")]
+    unhold_at: Option<f64>,
+    /// Send these DTMF digits at --dtmf-at.
+    #[arg(long, value_name = "DIGITS", requires = "dtmf_at")]
+    send_dtmf: Option<String>,
+    #[arg(long, value_name = "SECS")]
+    dtmf_at: Option<f64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CodecArg {
+    Pcmu,
+    Pcma,
+    G722,
+    Opus,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DtmfArg {
+    Auto,
+    Rfc4733,
+    Info,
 }
 
 #[derive(Args)]
@@ -174,6 +207,21 @@ fn config(account: &AccountArgs, media: &MediaArgs, register: bool, control: Con
     });
     phone.register = register;
     phone.control = control;
+    phone.codecs = media
+        .codecs
+        .iter()
+        .map(|c| match c {
+            CodecArg::Pcmu => AudioCodec::Pcmu,
+            CodecArg::Pcma => AudioCodec::Pcma,
+            CodecArg::G722 => AudioCodec::G722,
+            CodecArg::Opus => AudioCodec::Opus,
+        })
+        .collect();
+    phone.dtmf = match media.dtmf {
+        DtmfArg::Auto => DtmfMode::Auto,
+        DtmfArg::Rfc4733 => DtmfMode::Rfc4733,
+        DtmfArg::Info => DtmfMode::Info,
+    };
     Ok(DriverConfig {
         phone,
         listen: account.listen,
@@ -309,13 +357,23 @@ async fn finish(mut phone: PhoneHandle, call: Option<CallHandle>, up: bool, regi
 async fn in_call(
     phone: &mut PhoneHandle,
     call: CallHandle,
-    duration: Option<f64>,
+    media: &MediaArgs,
     pause_at: Option<f64>,
     resume_at: Option<f64>,
     outcome: &mut Outcome,
 ) -> bool {
+    let duration = media.duration;
     let answered = Instant::now();
     let mut schedule: Vec<(Instant, DriverCommand)> = Vec::new();
+    if let Some(h) = media.hold_at {
+        schedule.push((answered + secs(h), DriverCommand::Hold { call }));
+    }
+    if let Some(u) = media.unhold_at {
+        schedule.push((answered + secs(u), DriverCommand::Resume { call }));
+    }
+    if let (Some(digits), Some(at)) = (&media.send_dtmf, media.dtmf_at) {
+        schedule.push((answered + secs(at), DriverCommand::SendDtmf { call, digits: digits.clone() }));
+    }
     if let Some(p) = pause_at {
         schedule.push((answered + secs(p), DriverCommand::PauseRecording { call }));
     }
@@ -389,7 +447,7 @@ async fn call(a: CallArgs) -> CliResult {
         finish(phone, Some(handle), ringing, registered, &mut outcome).await;
         return Err(message.into());
     }
-    let up = in_call(&mut phone, handle, a.media.duration, a.pause_at, a.resume_at, &mut outcome).await;
+    let up = in_call(&mut phone, handle, &a.media, a.pause_at, a.resume_at, &mut outcome).await;
     finish(phone, Some(handle), up, registered, &mut outcome).await;
     exit_status(outcome)
 }
@@ -446,7 +504,7 @@ async fn answer(a: AnswerArgs) -> CliResult {
         finish(phone, Some(handle), false, true, &mut outcome).await;
         return Err(f.into());
     }
-    let up = in_call(&mut phone, handle, a.media.duration, None, None, &mut outcome).await;
+    let up = in_call(&mut phone, handle, &a.media, None, None, &mut outcome).await;
     finish(phone, Some(handle), up, true, &mut outcome).await;
     exit_status(outcome)
 }

@@ -121,7 +121,9 @@ impl Phone {
         ok.body = body;
         let bytes = Bytes::from(hark_sip::encode(&rsip::SipMessage::Response(ok.clone())));
         call.uas_2xx = Some(Retransmit { bytes, peer: call.peer, next_at: now + t1, interval: t1, give_up_at: now + timeout });
-        let remote_hold = !section.direction.sends() || section.rtp_addr().is_none();
+        // The peer holds us when its offer will not receive (sendonly, inactive) or
+        // names no address (RFC 2543's c=0.0.0.0).
+        let remote_hold = !section.direction.receives() || section.rtp_addr().is_none();
         let hold_changed = remote_hold != call.remote_hold;
         call.remote_hold = remote_hold;
         call.chosen = Some(chosen);
@@ -269,7 +271,7 @@ impl Phone {
                     if let Some(call) = self.calls.get_mut(&handle) {
                         call.local_hold = hold;
                     }
-                    self.apply_remote_sdp(handle, &resp.body, true);
+                    self.apply_remote_answer(handle, &resp.body);
                     if let Some(call) = self.calls.get(&handle) {
                         let (local, remote) = (call.local_hold, call.remote_hold);
                         self.events.push_back(PhoneEvent::Hold { call: handle, local, remote });

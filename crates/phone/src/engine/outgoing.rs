@@ -140,7 +140,7 @@ impl Phone {
         call.state = CallState::Confirmed;
         self.events.push_back(PhoneEvent::Answered { call: handle });
         self.read_recording_headers(handle, &resp.headers);
-        self.apply_remote_sdp(handle, &resp.body, true);
+        self.apply_remote_answer(handle, &resp.body);
         if hangup_now {
             // The user hung up while the answer was on its way: end it with a BYE.
             let _ = self.hangup(now, handle);
@@ -163,8 +163,8 @@ impl Phone {
         }
     }
 
-    /// The peer's SDP (an answer to our offer, or a new offer it made): media follows it.
-    pub(super) fn apply_remote_sdp(&mut self, handle: CallHandle, body: &[u8], is_answer: bool) {
+    /// The peer's SDP answer to our offer: media follows it.
+    pub(super) fn apply_remote_answer(&mut self, handle: CallHandle, body: &[u8]) {
         let Some(call) = self.calls.get_mut(&handle) else { return };
         if body.is_empty() {
             return;
@@ -176,12 +176,7 @@ impl Phone {
                 return;
             }
         };
-        let chosen = if is_answer {
-            choose_from_answer(&self.config, &section)
-        } else {
-            crate::sdp_offer::choose_for_answer(&self.config, &section)
-        };
-        let chosen = match chosen {
+        let chosen = match choose_from_answer(&self.config, &section) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(call = %handle, error = %e, "no codec in common");
@@ -189,17 +184,12 @@ impl Phone {
             }
         };
         let local_dir = if call.local_hold { SdpDirection::SendOnly } else { SdpDirection::SendRecv };
+        // An answer's direction mirrors our offer (recvonly to our hold): whether the
+        // peer holds us is read from its own offers only (`on_reinvite`).
         let params = media_params(&chosen, &section, local_dir);
-        let remote_hold = !section.direction.sends() || section.rtp_addr().is_none();
-        let hold_changed = remote_hold != call.remote_hold;
-        call.remote_hold = remote_hold;
         call.chosen = Some(chosen);
         call.remote_media = Some(section);
         self.events.push_back(PhoneEvent::Media { call: handle, params });
-        if hold_changed {
-            let (local, remote) = (call.local_hold, call.remote_hold);
-            self.events.push_back(PhoneEvent::Hold { call: handle, local, remote });
-        }
     }
 
     /// Hangs up: CANCEL before the answer, BYE after it, 603 for an unanswered
