@@ -277,3 +277,24 @@ fn hold_and_resume_reach_the_other_phone_through_the_pbx() {
         ctx()
     );
 }
+
+#[test]
+fn phones_register_and_call_over_tcp() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let tones = Tones::new();
+    let heard = tones.out("callee-heard.wav");
+    let tcp = |ext: &str| {
+        let mut a = account_args(pbx.sip_tcp, ext, &password(ext), DOMAIN);
+        a.extend(["--transport".to_string(), "tcp".to_string()]);
+        a
+    };
+    let (callee_rec, caller_play) = (heard.display().to_string(), tones.caller().display().to_string());
+    let mut callee = Phone::answer(tcp("102"), &["--record", &callee_rec]);
+    callee.wait_event("registered", REGISTER);
+    let mut caller = Phone::call(tcp("101"), "102", &["--play", &caller_play, "--duration", CALL_SECS]);
+    caller.assert_success(EXIT);
+    callee.assert_success(EXIT);
+    let ctx = || format!("{}\n{}\n{}", caller.report(), callee.report(), pbx.logs());
+    assert!(pbx.logs().contains("<<< from TCP:"), "signalling must use TCP\n{}", ctx());
+    assert_hears(&heard, CALLER_HZ, CALLEE_HZ, 3.0, "the callee", ctx);
+}
