@@ -174,6 +174,14 @@ fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
     if n != 1 || dur < 4.0 {
         pbx.fail(&format!("{n} recordings for the session (want 1, going on across the transfer), {dur:.1} s\n{rec:#}"));
     }
+    // Linked to every internal party, the one the transfer brought in too (rule 3).
+    let parties: Vec<(String, String)> =
+        rec["parties"].as_array().into_iter().flatten().map(|p| (field(p, "party"), field(p, "kind"))).collect();
+    for ext in ["101", "102", "103"] {
+        if !parties.contains(&(ext.to_string(), "internal".to_string())) {
+            pbx.fail(&format!("the recording's parties {parties:?} do not name {ext}"));
+        }
+    }
 }
 
 #[test]

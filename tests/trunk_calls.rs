@@ -147,9 +147,17 @@ fn transfer_to_mobile(record_external: bool) {
     let until_transfer = t_transfer.duration_since(t0).as_secs_f64();
     let whole = ended.duration_since(t0).as_secs_f64();
     let stop_reason = field(&rec, "stop_reason");
+    let parties: Vec<(String, String)> =
+        rec["parties"].as_array().into_iter().flatten().map(|p| (field(p, "party"), field(p, "kind"))).collect();
+    if !parties.contains(&(CUSTOMER.into(), "external".into())) || !parties.contains(&("101".into(), "internal".into())) {
+        pbx.fail(&format!("the recording's parties should be the customer (external) and 101: {parties:?}"));
+    }
     if record_external {
         if field(&rec, "status") != "completed" || dur < whole - 0.8 {
             pbx.fail(&format!("with the switch on the recording must go on to the end ({whole:.1} s): {dur:.1} s\n{rec:#}"));
+        }
+        if !parties.contains(&(MOBILE.into(), "external".into())) {
+            pbx.fail(&format!("the mobile joined the running recording and should be among its parties: {parties:?}"));
         }
     } else {
         if field(&rec, "status") != "stopped" || stop_reason != "external-to-external" || (dur - until_transfer).abs() > 0.6 {

@@ -344,13 +344,21 @@ fn write_recording_log(
                 // A recording that failed before it had a format still gets its row.
                 sample_rate: if sample_rate == 0 { 8000 } else { sample_rate },
                 channels: channels.max(1),
-                parties: parties.into_iter().map(store::RecordingParty::internal).collect(),
+                parties: parties
+                    .into_iter()
+                    .map(|(p, external)| if external { store::RecordingParty::external(p) } else { store::RecordingParty::internal(p) })
+                    .collect(),
                 source: store::ControlSourceKind::Policy,
                 actor: "system".into(),
                 reason: truncate(reason, store::MAX_RECORDING_REASON_LEN),
             };
             let rid = store.start_recording(&row)?;
             ids.insert(id, rid);
+        }
+        L::Party { id, party, external } => {
+            let Some(&rid) = ids.get(&id) else { return Ok(()) };
+            let party = if external { store::RecordingParty::external(party) } else { store::RecordingParty::internal(party) };
+            store.add_recording_party(rid, &party)?;
         }
         L::Event { id, at_ms, offset_ms, kind, source, actor, reason } => {
             let Some(&rid) = ids.get(&id) else { return Ok(()) };

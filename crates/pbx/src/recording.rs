@@ -24,7 +24,8 @@ pub enum RecordingLog {
         id: RecordingKey,
         session: String,
         tenant_id: i64,
-        parties: Vec<String>,
+        /// (extension or number, external)
+        parties: Vec<(String, bool)>,
         /// Relative to the recordings directory.
         path: String,
         started_at_ms: i64,
@@ -32,6 +33,8 @@ pub enum RecordingLog {
         channels: u16,
         reason: String,
     },
+    /// One more party of a running recording (joined by a transfer).
+    Party { id: RecordingKey, party: String, external: bool },
     Event { id: RecordingKey, at_ms: i64, offset_ms: u64, kind: &'static str, source: ControlSource, actor: String, reason: String },
     Finished { id: RecordingKey, at_ms: i64, duration_ms: u64, status: &'static str, reason: String, error: Option<String> },
 }
@@ -109,6 +112,7 @@ impl DtmfWatch {
 enum Command {
     /// A new recording of the call (the first, or one a policy change starts).
     Start(Box<Recording>),
+    Party { party: String, external: bool },
     Control { op: Operation, source: ControlSource, actor: String },
     Stop { reason: String },
 }
@@ -116,7 +120,7 @@ enum Command {
 /// What one recording of a call is: its file, parties and codecs.
 struct Recording {
     id: RecordingKey,
-    parties: Vec<String>,
+    parties: Vec<(String, bool)>,
     layout: Layout,
     path: PathBuf,
     relative: String,
@@ -163,7 +167,7 @@ impl Recorders {
     /// Starts a recording of `call`: its first, or a new one after a policy change
     /// stopped the last (same session, next number).
     #[allow(clippy::too_many_arguments)]
-    pub fn start(&mut self, call: CallKey, session: &SessionId, tenant_id: i64, tenant: &str, parties: Vec<String>, caller_sdp: &[u8], callee_sdp: &[u8], reason: String, layout: Layout) {
+    pub fn start(&mut self, call: CallKey, session: &SessionId, tenant_id: i64, tenant: &str, parties: Vec<(String, bool)>, caller_sdp: &[u8], callee_sdp: &[u8], reason: String, layout: Layout) {
         let seq = self.sessions.get(&call).map_or(1, |s| s.started + 1);
         // Each side's packets are read with the formats of both descriptions: after a
         // transfer the new party sends the payload types the other side offered.
@@ -203,6 +207,13 @@ impl Recorders {
     pub fn control(&self, call: CallKey, op: Operation, source: ControlSource, actor: String) {
         if let Some(s) = self.sessions.get(&call).filter(|s| s.recording) {
             let _ = s.commands.send(Command::Control { op, source, actor });
+        }
+    }
+
+    /// Links one more party to the call's running recording.
+    pub fn add_party(&self, call: CallKey, party: String, external: bool) {
+        if let Some(s) = self.sessions.get(&call).filter(|s| s.recording) {
+            let _ = s.commands.send(Command::Party { party, external });
         }
     }
 
@@ -328,6 +339,12 @@ impl Job {
                     }
                     // A second start while one runs: ignored (the PBX stops first).
                     Some(Command::Start(_)) => {}
+                    Some(Command::Party { party, external }) => {
+                        if !rec.parties.iter().any(|(p, e)| *p == party && *e == external) {
+                            rec.parties.push((party.clone(), external));
+                            let _ = self.log.send(RecordingLog::Party { id: rec.id.clone(), party, external });
+                        }
+                    }
                     None => break ("shutdown".to_owned(), Ended::CallOver),
                 },
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {

@@ -214,6 +214,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                         recorders.start(call, &session, tenant_id, &tenant, parties, &caller_sdp, &callee_sdp, reason, layout);
                     }
                     CoreEvent::RelayNewParty { call, side } => relays.new_party(call, side),
+                    CoreEvent::RecordParty { call, party, external } => recorders.add_party(call, party, external),
                     CoreEvent::PlayTone { call, stream, side, tone, formats } => relays.play_tone(call, stream, side, tone, &formats),
                     CoreEvent::RecordControl { call, op, source, actor } => recorders.control(call, op, source, actor),
                     CoreEvent::RecordStop { call, reason } => recorders.stop(call, reason),

@@ -33,6 +33,12 @@ impl PbxCore {
         } else if !recording_audio && decision.audio {
             self.start_recording(key);
             self.send_state_info(now, key);
+        } else if recording_audio && decision.audio {
+            // The recording goes on: whoever joined is linked to it (rule 3).
+            for side in [LegSide::A, LegSide::B] {
+                let (party, external) = (call.party(side).extension.clone(), call.is_external(side));
+                self.events.push_back(CoreEvent::RecordParty { call: key, party, external });
+            }
         }
     }
 
@@ -45,7 +51,7 @@ impl PbxCore {
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
         call.recording = super::invite::planned_state(&call.decision);
         call.recordings += 1;
-        let parties = [LegSide::A, LegSide::B].map(|s| call.party(s).extension.clone()).to_vec();
+        let parties = [LegSide::A, LegSide::B].map(|s| (call.party(s).extension.clone(), call.is_external(s))).to_vec();
         self.events.push_back(CoreEvent::RecordStart {
             call: key,
             session: call.session.clone(),

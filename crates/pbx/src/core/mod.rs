@@ -65,13 +65,16 @@ pub enum CoreEvent {
         tenant_id: i64,
         /// The tenant's name: recordings are filed under it.
         tenant: String,
-        parties: Vec<String>,
+        /// (extension or number, reached over a trunk)
+        parties: Vec<(String, bool)>,
         caller_sdp: Vec<u8>,
         callee_sdp: Vec<u8>,
         reason: String,
         /// The tenant's file layout (stereo, or mixed mono).
         layout: hark_recorder::Layout,
     },
+    /// A party joined a call whose recording goes on (a transfer): it is linked to it.
+    RecordParty { call: CallKey, party: String, external: bool },
     /// Another party takes one side of the call's relay (a transfer): the sources of the
     /// party that left may not take it back.
     RelayNewParty { call: CallKey, side: crate::b2bua::LegSide },
