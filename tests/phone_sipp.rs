@@ -138,3 +138,27 @@ fn in_dialog_message_is_plain_text_in_the_calls_dialog() {
     let oks = phone.events().into_iter().filter(|e| e.starts_with("control-ok")).count();
     assert_eq!(oks, 2, "{}", ctx());
 }
+
+#[test]
+fn blind_transfer_sends_refer_in_dialog_and_follows_the_notify() {
+    let sipp = uas("phone_refer_uas.xml", 1);
+    let server = format!("127.0.0.1:{}", sipp.local_port).parse().unwrap();
+    let mut phone = Phone::call(
+        account_args(server, "101", PASSWORD, "pbx.test"),
+        &format!("sip:service@127.0.0.1:{}", sipp.local_port),
+        &["--no-register", "--duration", "10", "--transfer-to", "103", "--transfer-at", "1"],
+    );
+    phone.assert_success(EXIT);
+    let run = sipp.wait(Duration::from_secs(20));
+    let ctx = || format!("{}\n{}", run.report(), phone.report());
+    assert!(run.success(), "the scenario failed\n{}", ctx());
+    assert_eq!(run.logged("refer_to").as_deref(), Some("sip:103@pbx.test"), "{}", ctx());
+    let invite = requests(&run, "INVITE").into_iter().next().unwrap();
+    let refer = requests(&run, "REFER").into_iter().next().unwrap();
+    assert_eq!(header(&refer, "Call-ID"), header(&invite, "Call-ID"), "REFER goes in the call's dialog");
+    let transfer = phone.events().into_iter().find(|e| e.starts_with("transfer ")).unwrap_or_default();
+    assert!(transfer.contains("ok=true") && transfer.contains("200 OK"), "{transfer}\n{}", ctx());
+    // The phone hung up after the transfer, well before --duration.
+    let ended = phone.events().into_iter().find(|e| e.starts_with("ended")).unwrap_or_default();
+    assert!(ended.contains("local hangup"), "{ended}");
+}

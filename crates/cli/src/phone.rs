@@ -134,6 +134,12 @@ pub struct CallArgs {
     /// How pause/resume is asked for.
     #[arg(long, value_enum, default_value = "in-dialog")]
     control: ControlArg,
+    /// Blind-transfer the other party to this extension or URI (REFER) at --transfer-at,
+    /// and hang up once the transfer succeeded.
+    #[arg(long, value_name = "TARGET", requires = "transfer_at")]
+    transfer_to: Option<String>,
+    #[arg(long, value_name = "SECS")]
+    transfer_at: Option<f64>,
     /// Call without registering first (e.g. straight to another phone).
     #[arg(long)]
     no_register: bool,
@@ -360,6 +366,7 @@ async fn in_call(
     media: &MediaArgs,
     pause_at: Option<f64>,
     resume_at: Option<f64>,
+    transfer: Option<(&str, f64)>,
     outcome: &mut Outcome,
 ) -> bool {
     let duration = media.duration;
@@ -370,6 +377,9 @@ async fn in_call(
     }
     if let Some(u) = media.unhold_at {
         schedule.push((answered + secs(u), DriverCommand::Resume { call }));
+    }
+    if let Some((target, at)) = transfer {
+        schedule.push((answered + secs(at), DriverCommand::BlindTransfer { call, target: target.to_owned() }));
     }
     if let (Some(digits), Some(at)) = (&media.send_dtmf, media.dtmf_at) {
         schedule.push((answered + secs(at), DriverCommand::SendDtmf { call, digits: digits.clone() }));
@@ -389,8 +399,14 @@ async fn in_call(
             ev = tokio::time::timeout_at(next_at, phone.events.recv()) => match ev {
                 Ok(Some(ev)) => {
                     report(&ev, outcome);
-                    if matches!(ev, PhoneEvent::Ended { call: c, .. } if c == call) {
-                        return false;
+                    match ev {
+                        PhoneEvent::Ended { call: c, .. } if c == call => return false,
+                        // The transferee went on to the target: our part is done.
+                        PhoneEvent::TransferResult { call: c, ok: true, .. } if c == call => return true,
+                        PhoneEvent::TransferResult { call: c, ok: false, reason } if c == call => {
+                            outcome.failures.push(format!("transfer failed: {reason}"));
+                        }
+                        _ => {}
                     }
                 }
                 Ok(None) => return false,
@@ -447,7 +463,8 @@ async fn call(a: CallArgs) -> CliResult {
         finish(phone, Some(handle), ringing, registered, &mut outcome).await;
         return Err(message.into());
     }
-    let up = in_call(&mut phone, handle, &a.media, a.pause_at, a.resume_at, &mut outcome).await;
+    let transfer = a.transfer_to.as_deref().zip(a.transfer_at);
+    let up = in_call(&mut phone, handle, &a.media, a.pause_at, a.resume_at, transfer, &mut outcome).await;
     finish(phone, Some(handle), up, registered, &mut outcome).await;
     exit_status(outcome)
 }
@@ -504,7 +521,7 @@ async fn answer(a: AnswerArgs) -> CliResult {
         finish(phone, Some(handle), false, true, &mut outcome).await;
         return Err(f.into());
     }
-    let up = in_call(&mut phone, handle, &a.media, None, None, &mut outcome).await;
+    let up = in_call(&mut phone, handle, &a.media, None, None, None, &mut outcome).await;
     finish(phone, Some(handle), up, true, &mut outcome).await;
     exit_status(outcome)
 }

@@ -127,7 +127,8 @@ pub enum PhoneEvent {
     DtmfReceived { call: CallHandle, digit: char },
     /// The call is on hold (by us or the peer), or off hold again.
     Hold { call: CallHandle, local: bool, remote: bool },
-    /// A transfer request (REFER) got its answer.
+    /// A transfer we asked for (REFER) ended: refused, or the final status the peer
+    /// reported in its NOTIFY.
     TransferResult { call: CallHandle, ok: bool, reason: String },
     Ended { call: CallHandle, reason: EndReason },
     /// The call's media could not start or failed (audio file, codec, socket).

@@ -320,9 +320,14 @@ impl Phone {
                 }
                 self.next_info_digit(now, handle);
             }
+            // Accepted: the outcome comes in the peer's NOTIFYs (message/sipfrag).
+            Pending::Refer if (200..300).contains(&code) => {}
             Pending::Refer => {
-                let ok = (200..300).contains(&code);
-                self.events.push_back(PhoneEvent::TransferResult { call: handle, ok, reason: format!("{code} {}", reason_of(&resp)) });
+                self.events.push_back(PhoneEvent::TransferResult {
+                    call: handle,
+                    ok: false,
+                    reason: format!("{code} {}", reason_of(&resp)),
+                });
             }
         }
         if code == 481 || code == 408 {
