@@ -255,7 +255,10 @@ fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
             retry_in_ms.map(|ms| format!(" retry_in_ms={ms}")).unwrap_or_default()
         )),
         PhoneEvent::Unregistered => progress("unregistered"),
-        PhoneEvent::IncomingCall { call, from, .. } => progress(&format!("incoming {call} from={from}")),
+        PhoneEvent::IncomingCall { call, from, replaces, .. } => progress(&format!(
+            "incoming {call} from={from}{}",
+            replaces.map(|r| format!(" replaces={r}")).unwrap_or_default()
+        )),
         PhoneEvent::Ringing { call, code } => progress(&format!("ringing {call} code={code}")),
         PhoneEvent::Answered { call } => progress(&format!("answered {call}")),
         PhoneEvent::SessionId { call, session_id } => progress(&format!("session-id {call} id={session_id}")),

@@ -104,8 +104,10 @@ pub enum PhoneEvent {
     /// Registration failed; `retry_in_ms` is when the engine tries again (None: it gives up).
     RegistrationFailed { failure: RegistrationFailure, retry_in_ms: Option<u64> },
     Unregistered,
-    /// A new incoming call; answer or reject it.
-    IncomingCall { call: CallHandle, from: String, to: String },
+    /// A new incoming call; answer or reject it. `replaces`: the INVITE carries
+    /// Replaces (RFC 3891) naming this established call, as an attended transfer does;
+    /// answer the new call and hang up the old one.
+    IncomingCall { call: CallHandle, from: String, to: String, replaces: Option<CallHandle> },
     /// Our outgoing call got a provisional response (180, 183).
     Ringing { call: CallHandle, code: u16 },
     /// The call is up (2xx sent or received).

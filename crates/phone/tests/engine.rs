@@ -170,9 +170,13 @@ fn an_unanswered_registration_backs_off_doubling() {
 /// Dials 102, answers the INVITE's 407, then 200 with the PBX's headers. Returns the
 /// call and the INVITE that got the 200.
 fn established_call(h: &mut Harness) -> (CallHandle, Request) {
-    let call = h.phone.handle_command(h.now, Command::Dial { target: "102".into(), rtp_port: 40000 }).unwrap().unwrap();
+    established_call_to(h, "102")
+}
+
+fn established_call_to(h: &mut Harness, ext: &str) -> (CallHandle, Request) {
+    let call = h.phone.handle_command(h.now, Command::Dial { target: ext.into(), rtp_port: 40000 }).unwrap().unwrap();
     let invite = h.one(rsip::Method::Invite);
-    assert_eq!(invite.uri.to_string(), "sip:102@pbx.test");
+    assert_eq!(invite.uri.to_string(), format!("sip:{ext}@pbx.test"));
     h.deliver(reply(&invite, 407, &[("Proxy-Authenticate", CHALLENGE)]));
     // (The transaction ACKs the 407 by itself; `one` skips that ACK.)
     let invite2 = h.one(rsip::Method::Invite);
@@ -331,4 +335,36 @@ fn garbage_and_strays_never_panic() {
     let sent = h.sent();
     assert!(sent.iter().any(|m| matches!(m, SipMessage::Response(r) if r.status_code.code() == 481)));
     assert!(h.phone.handle_command(h.now, Command::Hangup { call: CallHandle(99) }).is_err());
+}
+
+#[test]
+fn attended_transfer_refers_with_replaces_and_an_incoming_replaces_names_the_call() {
+    let mut h = Harness::new(ControlMode::InDialog, false);
+    let (a, _) = established_call_to(&mut h, "102");
+    let (b, invite_b) = established_call_to(&mut h, "103");
+    h.events();
+    h.phone.handle_command(h.now, Command::AttendedTransfer { call: a, target: b }).unwrap();
+    let refer = h.one(rsip::Method::Refer);
+    let refer_to = refer.other_header("Refer-To").unwrap().to_owned();
+    let our_tag = invite_b.from_tag().unwrap().unwrap();
+    let call_id = invite_b.call_id().unwrap();
+    assert_eq!(
+        refer_to,
+        format!("<sip:103@pbx.test?Replaces={call_id}%3Bto-tag%3Dsrv%3Bfrom-tag%3D{our_tag}>"),
+    );
+    // The transferee's INVITE would reach the target; here we are asked to replace b.
+    let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20004 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:101@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP {SERVER};branch=z9hG4bKrep1\r\nMax-Forwards: 70\r\n\
+         From: <sip:104@pbx.test>;tag=t104\r\nTo: <sip:101@pbx.test>\r\nCall-ID: rep-1\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:104@{SERVER}>\r\nReplaces: {call_id};to-tag={our_tag};from-tag=srv\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    h.phone.handle_input(h.now, Peer::udp(server()), invite.as_bytes());
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| matches!(e, PhoneEvent::IncomingCall { replaces: Some(r), .. } if *r == b)),
+        "{events:?}"
+    );
 }

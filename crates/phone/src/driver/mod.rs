@@ -45,6 +45,7 @@ pub enum DriverCommand {
     PauseRecording { call: CallHandle },
     ResumeRecording { call: CallHandle },
     BlindTransfer { call: CallHandle, target: String },
+    AttendedTransfer { call: CallHandle, target: CallHandle },
     Unregister,
     /// Stops every call's media (files finalized) and ends the driver.
     Shutdown,
@@ -218,6 +219,9 @@ impl Driver {
             }
             DriverCommand::BlindTransfer { call, target } => {
                 self.phone.handle_command(now, Command::BlindTransfer { call, target })
+            }
+            DriverCommand::AttendedTransfer { call, target } => {
+                self.phone.handle_command(now, Command::AttendedTransfer { call, target })
             }
             DriverCommand::Unregister => self.phone.handle_command(now, Command::Unregister),
             DriverCommand::Shutdown => Ok(None),

@@ -244,6 +244,35 @@ impl Phone {
         )
     }
 
+    /// Attended transfer (RFC 5589): REFER the peer of `call` to the peer of `target`,
+    /// with Replaces naming our dialog with that peer, so the transferee's INVITE takes
+    /// our place in it.
+    pub fn attended_transfer(&mut self, now: Instant, handle: CallHandle, target: CallHandle) -> Result<(), PhoneError> {
+        let other = self.calls.get(&target).filter(|c| c.state == CallState::Confirmed).ok_or(PhoneError::NoSuchCall(target))?;
+        let dialog = other.dialog.as_ref().ok_or(PhoneError::WrongState("the target call has no dialog"))?;
+        let id = dialog.id();
+        let replaces = format!(
+            "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
+            escape_uri_header(id.call_id.as_str()),
+            escape_uri_header(id.remote_tag.as_str()),
+            escape_uri_header(id.local_tag.as_str())
+        );
+        let mut uri = dialog.remote_uri().clone();
+        uri.headers.clear();
+        let refer_to = format!("<{uri}?Replaces={replaces}>");
+        let referred_by = format!("<{}>", self.config.account.aor());
+        self.send_in_dialog(
+            now,
+            handle,
+            Method::Refer,
+            |req| {
+                req.headers.push(Header::Other("Refer-To".into(), refer_to));
+                req.headers.push(Header::Other("Referred-By".into(), referred_by));
+            },
+            |_| Pending::Refer,
+        )
+    }
+
     pub(super) fn on_in_dialog_response(&mut self, now: Instant, handle: CallHandle, id: ClientTxId, resp: Response) {
         let code = resp.status_code.code();
         if code < 200 {
@@ -355,4 +384,18 @@ impl Phone {
             }),
         }
     }
+}
+
+/// Escapes a value for a URI header (RFC 3261 §25.1 hvalue): unreserved characters and
+/// a few marks stay, everything else is %-encoded.
+fn escape_uri_header(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()[]/?:+$".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

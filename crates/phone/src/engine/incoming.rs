@@ -69,14 +69,42 @@ impl Phone {
         call.server_tx = Some(id);
         let mut ringing = response_to(&req, rsip::StatusCode::Ringing, Some(&call.local_tag));
         ringing.headers.push(Header::Contact(rsip::headers::Contact::new(self.contact_value())));
+        let replaces = super::build::other_header(&req.headers, "Replaces").and_then(|v| self.replaced_call(v));
         let from_value = req.from_header().map(|h| h.value().to_owned()).unwrap_or_default();
         let to_value = req.to_header().map(|h| h.value().to_owned()).unwrap_or_default();
         let headers = req.headers.clone();
         call.remote_invite = Some(req);
         self.calls.insert(handle, call);
         self.respond(now, &id, ringing);
-        self.events.push_back(PhoneEvent::IncomingCall { call: handle, from: from_value, to: to_value });
+        self.events.push_back(PhoneEvent::IncomingCall { call: handle, from: from_value, to: to_value, replaces });
         self.read_recording_headers(handle, &headers);
+    }
+
+    /// The established call a Replaces header value (`call-id;to-tag=…;from-tag=…`)
+    /// names: to-tag is ours, from-tag the peer's (RFC 3891 §3).
+    fn replaced_call(&self, value: &str) -> Option<CallHandle> {
+        let mut parts = value.split(';').map(str::trim);
+        let call_id = parts.next()?;
+        let (mut to_tag, mut from_tag) = (None, None);
+        for p in parts {
+            match p.split_once('=') {
+                Some((n, v)) if n.trim().eq_ignore_ascii_case("to-tag") => to_tag = Some(v.trim()),
+                Some((n, v)) if n.trim().eq_ignore_ascii_case("from-tag") => from_tag = Some(v.trim()),
+                _ => {}
+            }
+        }
+        let (to_tag, from_tag) = (to_tag?, from_tag?);
+        self.calls
+            .values()
+            .find(|c| {
+                c.state == CallState::Confirmed
+                    && c.dialog.as_ref().is_some_and(|d| {
+                        d.id().call_id.as_str() == call_id
+                            && d.id().local_tag.as_str() == to_tag
+                            && d.id().remote_tag.as_str() == from_tag
+                    })
+            })
+            .map(|c| c.handle)
     }
 
     /// Answers an incoming call; media will use `rtp_port`.

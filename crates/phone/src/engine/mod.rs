@@ -54,6 +54,8 @@ pub enum Command {
     PauseRecording { call: CallHandle },
     ResumeRecording { call: CallHandle },
     BlindTransfer { call: CallHandle, target: String },
+    /// Transfer the peer of `call` to the peer of `target` (both ours, established).
+    AttendedTransfer { call: CallHandle, target: CallHandle },
     Unregister,
 }
 
@@ -172,6 +174,7 @@ impl Phone {
             Command::PauseRecording { call } => self.recording_control(now, call, Operation::PauseAudio)?,
             Command::ResumeRecording { call } => self.recording_control(now, call, Operation::ResumeAudio)?,
             Command::BlindTransfer { call, target } => self.blind_transfer(now, call, &target)?,
+            Command::AttendedTransfer { call, target } => self.attended_transfer(now, call, target)?,
             Command::Unregister => self.unregister(now),
         }
         Ok(None)
