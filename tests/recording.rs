@@ -736,6 +736,36 @@ fn a_call_that_is_not_answered_leaves_no_recording() {
     }
 }
 
+/// A recordings directory the PBX cannot write (here: the tenant's folder is a file, as
+/// a broken mount or a full disk would refuse it) fails the recording with the error
+/// stored, and the call goes on with its audio.
+#[test]
+fn a_recording_that_cannot_be_written_fails_with_its_error_and_the_call_goes_on() {
+    let pbx = recording_pbx(Pbx::builder(), &[]);
+    let root = pbx.data_dir().join("recordings");
+    std::fs::create_dir_all(&root).expect("recordings dir");
+    std::fs::write(root.join("office"), b"not a directory").expect("blocking file");
+    let mut call = Call::start(&pbx, "101", "102");
+    let sid = call.session_id();
+    let row = pbx.wait_recording("the failed recording", ROW_TIMEOUT, |r| s(r, "call_session_id") == sid && s(r, "status") == "failed");
+    let error = s(&row, "error");
+    if error.is_empty() {
+        pbx.fail(&format!("a failed recording must say why: {}", pretty(&row)));
+    }
+    // The call is unharmed: both phones still hear each other.
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(1200));
+    let heard = call.a_rtp.alaw_audio(Some(call.a_relay), t, Instant::now(), "caller after the failure");
+    if let Err(e) = analyse(&heard, CALLEE_HZ, CALLER_HZ, 0.0).check(0.8, 0.8) {
+        pbx.fail(&format!("the call lost its audio when the recording failed: {e}"));
+    }
+    call.hang_up(&pbx);
+    let cdr = pbx.wait_cdr("the call's CDR", ROW_TIMEOUT, |r| s(r, "call_session_id") == sid);
+    if s(&cdr, "disposition") != "answered" {
+        pbx.fail(&format!("the call should end normally: {}", pretty(&cdr)));
+    }
+}
+
 /// Every file under `dir` (recursively).
 fn walk(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
