@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hark_e2e::audio::analyse;
-use hark_e2e::calls::{CallPbx, password};
+use hark_e2e::calls::{CallPbx, field, party_pairs, password};
 use hark_e2e::rtp::{Payload, RtpEndpoint};
 use hark_e2e::ua::{Dialog, SipMsg, Ua};
 use hark_e2e::{DOMAIN, Pbx, poll_until};
@@ -75,6 +75,22 @@ impl Phone {
     }
 }
 
+/// After a transfer: for 2 s (after 0.5 s to settle) 101 (`a`, from its relay `a_from`)
+/// hears 103's tone and 103 (`c`) hears 101's, for at least 1.2 s each.
+fn check_talk(pbx: &Pbx, (a, a_from): (&Phone, SocketAddr), (c, c_from): (&Phone, SocketAddr), what: &str) {
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_millis(2500));
+    let heard_c = a.hears(a_from, t + Duration::from_millis(500), Instant::now(), C_HZ, B_HZ);
+    let heard_a = c.hears(c_from, t + Duration::from_millis(500), Instant::now(), A_HZ, B_HZ);
+    if heard_c < 1.2 || heard_a < 1.2 {
+        pbx.fail(&format!(
+            "after {what} 101 heard 103 for {heard_c:.1} s, 103 heard 101 for {heard_a:.1} s (want ≥ 1.2 of 2 s)\n{}\n{}",
+            a.rtp.summary(),
+            c.rtp.summary()
+        ));
+    }
+}
+
 fn status(pbx: &Pbx, got: &SipMsg, want: u16, what: &str, report: &str) {
     if got.status() != Some(want) {
         pbx.fail(&format!("{what}: expected {want}, got {:?}\n{report}", got.first_line));
@@ -103,13 +119,6 @@ fn wait_notifies(pbx: &Pbx, ua: &Ua, n: usize) -> Vec<(String, String)> {
     .unwrap_or_else(|| pbx.fail(&format!("{} got {:?}, wanted {n} NOTIFYs\n{}", ua.user, notify_frags(ua), ua.report())))
 }
 
-fn field(v: &Value, name: &str) -> String {
-    match v.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
 
 #[test]
 fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
@@ -145,16 +154,7 @@ fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
     if reinvite.is_none() {
         pbx.fail(&format!("the transferee was not re-INVITEd after the transfer\n{}", a.ua.report()));
     }
-    let t = Instant::now();
-    std::thread::sleep(Duration::from_millis(2500));
-    let (heard_c, heard_a) = (a.hears(a_relay, t + Duration::from_millis(500), Instant::now(), C_HZ, B_HZ), c.hears(c_relay, t + Duration::from_millis(500), Instant::now(), A_HZ, B_HZ));
-    if heard_c < 1.2 || heard_a < 1.2 {
-        pbx.fail(&format!(
-            "after the transfer 101 heard 103's tone for {heard_c:.1} s and 103 heard 101's for {heard_a:.1} s (want ≥ 1.2 s of 2 s)\n{}\n{}",
-            a.rtp.summary(),
-            c.rtp.summary()
-        ));
-    }
+    check_talk(&pbx, (&a, a_relay), (&c, c_relay), "the blind transfer");
     let bye = a.ua.bye(&mut da);
     status(&pbx, &bye, 200, "101 hangs up", &a.ua.report());
     if c.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
@@ -163,7 +163,7 @@ fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
 
     let cdr = pbx.wait_cdr("the transferred call's CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid);
     let parties: Vec<(String, String)> =
-        cdr["parties"].as_array().into_iter().flatten().map(|p| (field(p, "role"), field(p, "party"))).collect();
+        party_pairs(&cdr, "role", "party");
     if !parties.contains(&("transfer-target".into(), "103".into())) || field(&cdr, "callee") != "102" || field(&cdr, "disposition") != "answered" {
         pbx.fail(&format!("CDR after a blind transfer: {cdr:#}"));
     }
@@ -176,7 +176,7 @@ fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
     }
     // Linked to every internal party, the one the transfer brought in too (rule 3).
     let parties: Vec<(String, String)> =
-        rec["parties"].as_array().into_iter().flatten().map(|p| (field(p, "party"), field(p, "kind"))).collect();
+        party_pairs(&rec, "party", "kind");
     for ext in ["101", "102", "103"] {
         if !parties.contains(&(ext.to_string(), "internal".to_string())) {
             pbx.fail(&format!("the recording's parties {parties:?} do not name {ext}"));
@@ -282,17 +282,7 @@ fn attended_transfer_joins_the_other_two_parties() {
     };
     a.rtp.stop_sending();
     a.rtp.start_sending(new_relay, Payload::AlawTone(A_HZ), 0xA);
-    let t = Instant::now();
-    std::thread::sleep(Duration::from_millis(2500));
-    let heard_c = a.hears(new_relay, t + Duration::from_millis(500), Instant::now(), C_HZ, B_HZ);
-    let heard_a = c.hears(c_relay, t + Duration::from_millis(500), Instant::now(), A_HZ, B_HZ);
-    if heard_c < 1.2 || heard_a < 1.2 {
-        pbx.fail(&format!(
-            "after the attended transfer 101 heard 103 for {heard_c:.1} s, 103 heard 101 for {heard_a:.1} s (want ≥ 1.2 of 2 s)\n{}\n{}",
-            a.rtp.summary(),
-            c.rtp.summary()
-        ));
-    }
+    check_talk(&pbx, (&a, new_relay), (&c, c_relay), "the attended transfer");
     let bye = c.ua.bye(&mut dc);
     status(&pbx, &bye, 200, "103 hangs up", &c.ua.report());
     if a.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
@@ -304,7 +294,7 @@ fn attended_transfer_joins_the_other_two_parties() {
     }
     let cdr2 = pbx.wait_cdr("call 2's CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid2);
     let parties: Vec<(String, String)> =
-        cdr2["parties"].as_array().into_iter().flatten().map(|p| (field(p, "role"), field(p, "party"))).collect();
+        party_pairs(&cdr2, "role", "party");
     if !parties.contains(&("transfer-target".into(), "101".into())) {
         pbx.fail(&format!("call 2's CDR should list 101 joining by the transfer: {cdr2:#}"));
     }
@@ -453,7 +443,7 @@ fn an_invite_with_replaces_takes_over_a_leg() {
     let _ = &mut da;
     let cdr = pbx.wait_cdr("the CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid);
     let roles: Vec<(String, String)> =
-        cdr["parties"].as_array().into_iter().flatten().map(|p| (field(p, "role"), field(p, "party"))).collect();
+        party_pairs(&cdr, "role", "party");
     if !roles.contains(&("transfer-target".into(), "103".into())) {
         pbx.fail(&format!("the CDR should list 103 taking over: {cdr:#}"));
     }

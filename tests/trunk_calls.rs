@@ -21,11 +21,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hark_e2e::audio::{analyse, read_wav_channels};
-use hark_e2e::calls::{CallPbx, password};
+use hark_e2e::calls::{CallPbx, field, party_pairs, password};
 use hark_e2e::rtp::{Payload, RtpEndpoint};
 use hark_e2e::ua::{Dialog, SipMsg, Ua};
 use hark_e2e::{DOMAIN, Pbx, poll_until};
-use serde_json::Value;
 
 const CARRIER_IP: [u8; 4] = [127, 0, 0, 2];
 const DID: &str = "5551000";
@@ -35,13 +34,6 @@ const CUSTOMER_HZ: f64 = 440.0;
 const AGENT_HZ: f64 = 660.0;
 const MOBILE_HZ: f64 = 880.0;
 
-fn field(v: &Value, name: &str) -> String {
-    match v.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
 
 fn status(pbx: &Pbx, got: &SipMsg, want: u16, what: &str, report: &str) {
     if got.status() != Some(want) {
@@ -148,7 +140,7 @@ fn transfer_to_mobile(record_external: bool) {
     let whole = ended.duration_since(t0).as_secs_f64();
     let stop_reason = field(&rec, "stop_reason");
     let parties: Vec<(String, String)> =
-        rec["parties"].as_array().into_iter().flatten().map(|p| (field(p, "party"), field(p, "kind"))).collect();
+        party_pairs(&rec, "party", "kind");
     if !parties.contains(&(CUSTOMER.into(), "external".into())) || !parties.contains(&("101".into(), "internal".into())) {
         pbx.fail(&format!("the recording's parties should be the customer (external) and 101: {parties:?}"));
     }
@@ -235,7 +227,7 @@ fn an_inbound_call_forwarded_to_a_mobile_is_not_recorded_and_the_cdr_says_why() 
         pbx.fail(&format!("the CDR should say the call was not recorded because only external parties were in it: {cdr:#}"));
     }
     let roles: Vec<(String, String)> =
-        cdr["parties"].as_array().into_iter().flatten().map(|p| (field(p, "role"), field(p, "party"))).collect();
+        party_pairs(&cdr, "role", "party");
     if !roles.contains(&("forward-target".into(), MOBILE.into())) || field(&cdr, "callee") != "101" {
         pbx.fail(&format!("the CDR should keep the dialled extension and the forward target: {cdr:#}"));
     }
@@ -330,7 +322,7 @@ fn busy_and_unanswered_calls_are_forwarded() {
         status(&pbx, &bye, 200, "hang up", &caller.report());
         let cdr = pbx.wait_cdr("the forwarded call's CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid);
         let roles: Vec<(String, String)> =
-            cdr["parties"].as_array().into_iter().flatten().map(|p| (field(p, "role"), field(p, "party"))).collect();
+            party_pairs(&cdr, "role", "party");
         if field(&cdr, "callee") != dialled || !roles.contains(&("forward-target".into(), "103".into())) || field(&cdr, "disposition") != "answered" {
             pbx.fail(&format!("CDR of a call to {dialled} forwarded to 103: {cdr:#}"));
         }

@@ -226,6 +226,12 @@ pub fn field(row: &Value, name: &str) -> String {
     }
 }
 
+/// The `(a, b)` fields of every entry of `row`'s `parties` (a CDR's or a recording's),
+/// e.g. `("role", "party")`.
+pub fn party_pairs(row: &Value, a: &str, b: &str) -> Vec<(String, String)> {
+    row["parties"].as_array().into_iter().flatten().map(|p| (field(p, a), field(p, b))).collect()
+}
+
 /// Whether a CDR party value (`101`, `101@pbx.test`, `sip:101@pbx.test`, `"Name"
 /// <sip:101@…>`) is extension `ext`.
 pub fn is_party(value: &str, ext: &str) -> bool {

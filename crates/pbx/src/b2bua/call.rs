@@ -236,6 +236,34 @@ impl Call {
         }
     }
 
+    /// Another party takes `side` (a transfer): its dialog, where its phone is, who it
+    /// is, over which trunk, and its media description when known.
+    pub fn take_over(&mut self, side: LegSide, dialog: Dialog, peer: Peer, party: UserKey, trunk: Option<i64>, sdp: Option<Vec<u8>>) {
+        match side {
+            LegSide::A => {
+                self.a_dialog = Some(dialog);
+                self.a_peer = peer;
+                self.caller = party;
+                // Our first 200 is no longer retransmitted to anyone.
+                self.a_ok = None;
+                self.a_ok_next = None;
+                if let Some(sdp) = sdp {
+                    self.a_offer = sdp;
+                }
+            }
+            LegSide::B => {
+                self.b_dialog = Some(dialog);
+                self.b_peer = Some(peer);
+                self.callee = party;
+                if let Some(sdp) = sdp {
+                    self.b_answer = sdp;
+                }
+            }
+        }
+        self.trunks[side as usize] = trunk;
+        self.info_refused[side as usize] = false;
+    }
+
     /// Whether one leg's party is reached over a trunk.
     pub fn is_external(&self, side: LegSide) -> bool {
         self.trunks[side as usize].is_some()

@@ -125,6 +125,19 @@ impl PbxCore {
         }
     }
 
+    /// ACKs a 2xx to a re-INVITE we sent to `side`; returns where that phone is.
+    fn ack_reinvite(&mut self, key: CallKey, side: LegSide, resp: &Response) -> Option<Peer> {
+        let local = self.local;
+        let call = self.calls.calls.get_mut(&key)?;
+        let (Some(dialog), Some(peer)) = call.leg_mut(side) else { return None };
+        let _ = dialog.handle_response(resp);
+        let (seq, _) = hark_sip::SipHeaders::cseq(resp).unwrap_or((0, Method::Invite));
+        let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
+        let ack = dialog.ack_for_2xx(seq, via);
+        self.tx.send_stateless(ack, peer);
+        Some(peer)
+    }
+
     /// The other leg answered a request we relayed (or a BYE we sent).
     pub(crate) fn on_in_dialog_response(&mut self, now: Instant, key: CallKey, tx: ClientTxId, resp: Response) {
         let code = resp.status_code.code();
@@ -142,38 +155,25 @@ impl PbxCore {
             // ACKed and its answer steers the relay.
             let is_invite = hark_sip::SipHeaders::cseq(&resp).is_ok_and(|(_, m)| m == Method::Invite);
             if is_invite && (200..300).contains(&code) {
-                let (dialog, peer) = call.leg_mut(answered_side);
-                if let (Some(dialog), Some(peer)) = (dialog, peer) {
-                    let _ = dialog.handle_response(&resp);
-                    let (seq, _) = hark_sip::SipHeaders::cseq(&resp).unwrap_or((0, Method::Invite));
-                    let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
-                    let ack = dialog.ack_for_2xx(seq, via);
-                    self.tx.send_stateless(ack, peer);
-                    if !resp.body.is_empty() {
-                        match answered_side {
-                            LegSide::A => call.a_offer = resp.body.clone(),
-                            LegSide::B => call.b_answer = resp.body.clone(),
-                        }
-                        media::steer_relay(&mut self.events, key, answered_side, &resp.body, peer.addr.ip());
+                if let Some(peer) = self.ack_reinvite(key, answered_side, &resp)
+                    && !resp.body.is_empty()
+                {
+                    let Some(call) = self.calls.calls.get_mut(&key) else { return };
+                    match answered_side {
+                        LegSide::A => call.a_offer = resp.body.clone(),
+                        LegSide::B => call.b_answer = resp.body.clone(),
                     }
+                    media::steer_relay(&mut self.events, key, answered_side, &resp.body, peer.addr.ip());
                 }
             } else if matches!(code, 415 | 469) {
                 call.info_refused[answered_side as usize] = true;
             }
             return;
         };
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
         let is_invite = pending.request.method == Method::Invite;
         // ACK the other leg's 2xx to our re-INVITE at once (the two legs ACK independently).
         if is_invite && (200..300).contains(&code) {
-            let (dialog, peer) = call.leg_mut(answered_side);
-            if let (Some(dialog), Some(peer)) = (dialog, peer) {
-                let _ = dialog.handle_response(&resp);
-                let (seq, _) = hark_sip::SipHeaders::cseq(&resp).unwrap_or((0, Method::Invite));
-                let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
-                let ack = dialog.ack_for_2xx(seq, via);
-                self.tx.send_stateless(ack, peer);
-            }
+            self.ack_reinvite(key, answered_side, &resp);
         }
         let Some(call) = self.calls.calls.get(&key) else { return };
         // The request is in-dialog: its To already carries our tag.

@@ -228,24 +228,7 @@ impl PbxCore {
         call.party_left(t.side, wall);
         call.cdr.parties.push(PartyLog { role: PartyRole::TransferTarget, party: t.target.extension.clone(), external: t.target_trunk.is_some(), joined_at: wall, left_at: None });
         let new_id = dialog.id().clone();
-        match t.side {
-            LegSide::A => {
-                call.a_dialog = Some(dialog);
-                call.a_peer = t.peer;
-                call.caller = t.target;
-                call.a_offer = resp.body.clone();
-                call.a_ok = None;
-                call.a_ok_next = None;
-            }
-            LegSide::B => {
-                call.b_dialog = Some(dialog);
-                call.b_peer = Some(t.peer);
-                call.callee = t.target;
-                call.b_answer = resp.body.clone();
-            }
-        }
-        call.trunks[t.side as usize] = t.target_trunk;
-        call.info_refused[t.side as usize] = false;
+        call.take_over(t.side, dialog, t.peer, t.target, t.target_trunk, Some(resp.body.clone()));
         self.calls.by_dialog.insert(new_id, (key, t.side));
         self.events.push_back(CoreEvent::RelayNewParty { call: key, side: t.side });
         media::steer_relay(&mut self.events, key, t.side, &resp.body, t.peer.addr.ip());
@@ -392,24 +375,7 @@ impl PbxCore {
         call.cdr.parties.push(PartyLog { role: PartyRole::TransferTarget, party: newcomer.extension.clone(), external: false, joined_at: wall, left_at: None });
         self.calls.by_dialog.insert(dialog.id().clone(), (key, side));
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
-        match side {
-            LegSide::A => {
-                call.a_dialog = Some(dialog);
-                call.a_peer = from;
-                call.caller = newcomer;
-                call.a_offer = offer.clone();
-                call.a_ok = None;
-                call.a_ok_next = None;
-            }
-            LegSide::B => {
-                call.b_dialog = Some(dialog);
-                call.b_peer = Some(from);
-                call.callee = newcomer;
-                call.b_answer = offer.clone();
-            }
-        }
-        call.trunks[side as usize] = None;
-        call.info_refused[side as usize] = false;
+        call.take_over(side, dialog, from, newcomer, None, Some(offer.clone()));
         self.events.push_back(CoreEvent::RelayNewParty { call: key, side });
         media::steer_relay(&mut self.events, key, side, &offer, from.addr.ip());
         self.reinvite(now, key, side.other(), &offer);
@@ -456,22 +422,7 @@ impl PbxCore {
         call2.cdr.parties.push(PartyLog { role: PartyRole::TransferTarget, party: who.extension.clone(), external: trunk.is_some(), joined_at: wall, left_at: None });
         self.calls.by_dialog.insert(dialog.id().clone(), (key2, side2));
         let Some(call2) = self.calls.calls.get_mut(&key2) else { return };
-        match side2 {
-            LegSide::A => {
-                call2.a_dialog = Some(dialog);
-                call2.a_peer = peer;
-                call2.caller = who;
-                call2.a_ok = None;
-                call2.a_ok_next = None;
-            }
-            LegSide::B => {
-                call2.b_dialog = Some(dialog);
-                call2.b_peer = Some(peer);
-                call2.callee = who;
-            }
-        }
-        call2.trunks[side2 as usize] = trunk;
-        call2.info_refused[side2 as usize] = false;
+        call2.take_over(side2, dialog, peer, who, trunk, None);
         self.events.push_back(CoreEvent::RelayNewParty { call: key2, side: side2 });
         // Its media moves to call 2's relay: a new offer with the remaining party's codecs.
         let remaining_sdp = match side2.other() {
