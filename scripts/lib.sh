@@ -37,7 +37,35 @@ need_rust() {
         echo "error: cargo is not installed; install Rust with rustup (https://rustup.rs) and retry" >&2
         exit 1
     }
-    # rusqlite builds SQLite from source (bundled); Opus decoding links the system libopus.
+    # rusqlite builds SQLite from source (bundled); Opus decoding links the system libopus;
+    # the softphone's audio devices (cpal) link ALSA.
     apt_need gcc:cc pkg-config:pkg-config
-    apt_need_pkg libopus-dev
+    apt_need_pkg libopus-dev libasound2-dev
+}
+
+# The desktop app (Tauri 2 on WebKitGTK): its build libraries, and Node for the UI.
+need_desktop_build() {
+    apt_need_pkg libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev libgtk-3-dev \
+        librsvg2-dev libayatana-appindicator3-dev libasound2-dev
+    command -v npm >/dev/null 2>&1 || apt_need npm:npm
+}
+
+# ui/: install the locked packages when missing, then build ui/dist (embedded into the
+# app's binary at compile time).
+build_ui() {
+    ( cd ui
+      if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+          echo ">> npm ci (ui/)" >&2
+          npm ci --no-audit --no-fund --loglevel=error >&2
+      fi
+      npm run --silent build >&2 )
+}
+
+# The desktop app's end-to-end test: Xvfb, WebKitWebDriver, tauri-driver.
+need_desktop_e2e() {
+    apt_need xvfb:Xvfb webkit2gtk-driver:WebKitWebDriver
+    if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+        echo ">> cargo install tauri-driver" >&2
+        cargo install tauri-driver --locked --quiet
+    fi
 }

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The main job. On a desktop: the Hark desktop app with its embedded PBX (not built yet:
-# see the README); today, and on machines without a display, the PBX headless.
-# First run creates a data directory with two extensions and prints their passwords.
+# The main job. On a desktop (DISPLAY or WAYLAND_DISPLAY set): the Hark desktop app, in
+# embedded PBX mode on first launch (it sets up the office, your extension, and starts the
+# PBX). Without a display: the PBX headless; its first run creates a data directory with
+# two extensions and prints their passwords. HARK_HEADLESS=1 forces the headless PBX.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_rust
+if [ -z "${HARK_HEADLESS:-}" ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
+    need_desktop_build
+    build_ui
+    cargo build --release --quiet -p hark-desktop
+    echo ">> starting the Hark desktop app (data: ${HARK_DESKTOP_DATA:-$HOME/.local/share/hark/desktop})" >&2
+    exec target/release/hark-desktop
+fi
 cargo build --release --quiet -p hark-cli
 hark=target/release/hark
 

@@ -9,6 +9,13 @@ need_rust
 # Real peers the end-to-end tests start (tests/): sipp, baresip, linphonec.
 apt_need sip-tester:sipp baresip-core:baresip linphone-cli:linphonec
 
+# The desktop app: WebKitGTK libraries, the UI's packages, its unit tests, its build.
+need_desktop_build
+need_desktop_e2e
+build_ui
+echo ">> UI unit tests (vitest)" >&2
+( cd ui && npm test --silent )
+
 echo ">> building" >&2
 cargo build --workspace --bins --tests --quiet
 

@@ -1,0 +1,662 @@
+//! hark-desktop: the Hark softphone with recording controls and, with one switch, the
+//! office's PBX. A thin shell of Tauri commands over hark-phone and hark-pbx (through the
+//! modules beside this file); the UI (ui/) renders what the events say.
+
+mod library;
+mod pbx;
+mod phone;
+mod player;
+mod settings;
+mod single;
+
+use serde::Serialize;
+use settings::{AccountSettings, Mode, Settings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tauri::{AppHandle, Emitter, Manager, State};
+
+type Res<T> = Result<T, String>;
+
+pub struct App {
+    data: PathBuf,
+    settings: Mutex<Settings>,
+    first_launch: Mutex<bool>,
+    pbx: tokio::sync::Mutex<Option<pbx::Running>>,
+    pbx_status: Mutex<PbxStatus>,
+    phone: tokio::sync::Mutex<Option<phone::Runner>>,
+    shared: Arc<phone::Shared>,
+    player: player::Player,
+    handle: AppHandle,
+}
+
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct PbxStatus {
+    /// Embedded PBX mode is on.
+    pub enabled: bool,
+    pub running: bool,
+    /// Where SIP listens (e.g. 0.0.0.0:5060).
+    pub listen: Option<String>,
+    /// What phones on the network register to: IP:PORT.
+    pub address: Option<String>,
+    pub domain: String,
+    pub note: Option<String>,
+    pub error: Option<String>,
+    pub own_extension: String,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct AppInfo {
+    pub mode: Mode,
+    pub first_launch: bool,
+    pub data_dir: String,
+    pub version: String,
+}
+
+impl App {
+    fn emit_pbx(&self) {
+        let s = self.pbx_status.lock().unwrap().clone();
+        let _ = self.handle.emit("pbx-state", s);
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.lock().unwrap().clone()
+    }
+
+    /// HARK_SIP (tests: 127.0.0.1:0), else the port from Settings, else 5060 or the next.
+    fn requested_sip(&self) -> Res<Option<SocketAddr>> {
+        if let Ok(s) = std::env::var("HARK_SIP") {
+            return s.parse().map(Some).map_err(|_| format!("HARK_SIP must be ADDR:PORT, got {s}"));
+        }
+        let port = self.settings().pbx_port;
+        Ok((port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], port))))
+    }
+
+    async fn start_pbx(&self) -> Res<()> {
+        let mut guard = self.pbx.lock().await;
+        if let Some(r) = guard.as_ref() {
+            if !r.is_finished() {
+                return Ok(());
+            }
+            *guard = None;
+        }
+        let own = self.settings().embedded;
+        {
+            let mut st = self.pbx_status.lock().unwrap();
+            st.enabled = true;
+            st.domain = own.domain.clone();
+            st.own_extension = own.user.clone();
+        }
+        let result = match self.requested_sip() {
+            Ok(req) => pbx::start(&self.data, req).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(running) => {
+                {
+                    let mut st = self.pbx_status.lock().unwrap();
+                    st.running = true;
+                    st.listen = Some(running.sip.to_string());
+                    st.address = Some(SocketAddr::new(pbx::lan_ip(running.sip.ip()), running.sip.port()).to_string());
+                    st.note = running.note.clone();
+                    st.error = None;
+                }
+                *guard = Some(running);
+                drop(guard);
+                self.emit_pbx();
+                Ok(())
+            }
+            Err(e) => {
+                {
+                    let mut st = self.pbx_status.lock().unwrap();
+                    st.running = false;
+                    st.error = Some(e.clone());
+                }
+                self.emit_pbx();
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop_pbx(&self) -> Res<()> {
+        let running = self.pbx.lock().await.take();
+        let r = match running {
+            Some(r) => r.stop().await,
+            None => Ok(()),
+        };
+        {
+            let mut st = self.pbx_status.lock().unwrap();
+            st.running = false;
+            st.listen = None;
+            st.address = None;
+            st.error = r.as_ref().err().cloned();
+        }
+        self.emit_pbx();
+        r
+    }
+
+    /// (Re)starts the phone for the current mode.
+    async fn start_phone(&self) -> Res<()> {
+        if let Some(old) = self.phone.lock().await.take() {
+            old.shutdown().await;
+        }
+        let s = self.settings();
+        let target = match s.mode {
+            Mode::Embedded => {
+                let sip = self.pbx.lock().await.as_ref().map(|r| r.sip).ok_or("the embedded PBX is not running")?;
+                let ip = if sip.ip().is_unspecified() { "127.0.0.1".parse().unwrap() } else { sip.ip() };
+                phone::Target {
+                    server: SocketAddr::new(ip, sip.port()),
+                    user: s.embedded.user.clone(),
+                    password: s.embedded.password.clone(),
+                    domain: s.embedded.domain.clone(),
+                    listen: SocketAddr::new(ip, 0),
+                }
+            }
+            Mode::Account => {
+                s.validate()?;
+                let server: SocketAddr = s.account.server.parse().map_err(|_| "bad server address".to_string())?;
+                phone::Target {
+                    server,
+                    user: s.account.user.clone(),
+                    password: s.account.password.clone(),
+                    domain: if s.account.domain.trim().is_empty() { server.ip().to_string() } else { s.account.domain.clone() },
+                    listen: SocketAddr::new(if server.ip().is_loopback() { server.ip() } else { "0.0.0.0".parse().unwrap() }, 0),
+                }
+            }
+        };
+        let runner = phone::start(target, &s, self.shared.clone()).await?;
+        *self.phone.lock().await = Some(runner);
+        Ok(())
+    }
+
+    async fn stop_phone(&self) {
+        if let Some(old) = self.phone.lock().await.take() {
+            old.shutdown().await;
+        }
+    }
+
+    /// First launch (no settings): embedded PBX mode with an extension for this user.
+    async fn boot(&self) {
+        let mut s = self.settings();
+        if s.mode == Mode::Embedded {
+            let name = std::env::var("USER").unwrap_or_else(|_| "Me".into());
+            match pbx::ensure_initialised(&self.data, &name) {
+                Ok(Some(acct)) => {
+                    s.embedded = AccountSettings { server: String::new(), user: acct.extension, password: acct.password, domain: acct.domain };
+                    *self.settings.lock().unwrap() = s.clone();
+                    if let Err(e) = s.save(&self.data) {
+                        tracing::error!("{e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.pbx_status.lock().unwrap().error = Some(e);
+                    self.emit_pbx();
+                    return;
+                }
+            }
+            if s.pbx_autostart && self.start_pbx().await.is_ok() {
+                if let Err(e) = self.start_phone().await {
+                    self.shared.update(|snap| {
+                        snap.registration.state = "failed".into();
+                        snap.registration.message = e.clone();
+                    });
+                }
+            }
+        } else if let Err(e) = self.start_phone().await {
+            self.shared.update(|snap| {
+                snap.registration.state = "failed".into();
+                snap.registration.message = e.clone();
+            });
+        }
+    }
+
+    /// Quit: calls end, the phone's and the PBX's recordings are finalized.
+    async fn shutdown(&self) {
+        self.player.stop();
+        self.stop_phone().await;
+        let _ = self.stop_pbx().await;
+    }
+}
+
+fn with_pbx(app: &App) -> Res<()> {
+    if app.settings().mode != Mode::Embedded {
+        return Err("this view needs embedded PBX mode (Settings)".into());
+    }
+    Ok(())
+}
+
+// ---- commands: thin calls into the modules above ----
+
+#[tauri::command]
+fn app_info(app: State<'_, App>) -> AppInfo {
+    AppInfo {
+        mode: app.settings().mode,
+        first_launch: *app.first_launch.lock().unwrap(),
+        data_dir: app.data.display().to_string(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+#[tauri::command]
+fn phone_state(app: State<'_, App>) -> phone::Snapshot {
+    app.shared.get()
+}
+
+#[tauri::command]
+async fn dial(app: State<'_, App>, target: String) -> Res<u64> {
+    let guard = app.phone.lock().await;
+    guard.as_ref().ok_or("the phone is not running (see Settings)")?.dial(&target, &app.shared).await
+}
+
+macro_rules! with_phone {
+    ($app:expr, |$p:ident| $body:expr) => {{
+        let guard = $app.phone.lock().await;
+        let $p = guard.as_ref().ok_or_else(|| "the phone is not running (see Settings)".to_string())?;
+        $body
+    }};
+}
+
+#[tauri::command]
+async fn answer(app: State<'_, App>, call: u64) -> Res<()> {
+    with_phone!(app, |p| p.answer(call))
+}
+#[tauri::command]
+async fn reject(app: State<'_, App>, call: u64) -> Res<()> {
+    with_phone!(app, |p| p.reject(call))
+}
+#[tauri::command]
+async fn hangup(app: State<'_, App>, call: u64) -> Res<()> {
+    with_phone!(app, |p| p.hangup(call))
+}
+#[tauri::command]
+async fn hold(app: State<'_, App>, call: u64, on: bool) -> Res<()> {
+    with_phone!(app, |p| p.hold(call, on))
+}
+#[tauri::command]
+async fn dtmf(app: State<'_, App>, call: u64, digits: String) -> Res<()> {
+    with_phone!(app, |p| p.dtmf(call, &digits))
+}
+#[tauri::command]
+async fn transfer(app: State<'_, App>, call: u64, target: String) -> Res<()> {
+    with_phone!(app, |p| p.transfer(call, &target))
+}
+#[tauri::command]
+async fn set_recording(app: State<'_, App>, call: u64, pause: bool) -> Res<()> {
+    with_phone!(app, |p| p.recording(call, pause, &app.shared))
+}
+#[tauri::command]
+fn set_mute(app: State<'_, App>, call: u64, on: bool) {
+    app.shared.update(|s| {
+        if let Some(c) = s.calls.iter_mut().find(|c| c.id == call) {
+            c.muted = on;
+        }
+    });
+}
+
+#[derive(Serialize)]
+struct Extension {
+    extension: String,
+    name: String,
+}
+
+#[tauri::command]
+fn extensions(app: State<'_, App>) -> Res<Vec<Extension>> {
+    if app.settings().mode != Mode::Embedded {
+        return Ok(Vec::new());
+    }
+    Ok(pbx::extensions(&app.data)?.into_iter().map(|(extension, name)| Extension { extension, name }).collect())
+}
+
+#[tauri::command]
+fn pbx_status(app: State<'_, App>) -> PbxStatus {
+    app.pbx_status.lock().unwrap().clone()
+}
+#[tauri::command]
+async fn pbx_start(app: State<'_, App>) -> Res<()> {
+    with_pbx(&app)?;
+    app.start_pbx().await?;
+    app.start_phone().await
+}
+#[tauri::command]
+async fn pbx_stop(app: State<'_, App>) -> Res<()> {
+    app.stop_phone().await;
+    app.stop_pbx().await
+}
+#[tauri::command]
+fn pbx_users(app: State<'_, App>) -> Res<Vec<pbx::UserView>> {
+    with_pbx(&app)?;
+    pbx::users(&app.data)
+}
+#[tauri::command]
+fn pbx_set_user(app: State<'_, App>, ext: String, audio: Option<bool>, video: Option<bool>) -> Res<()> {
+    with_pbx(&app)?;
+    pbx::set_user(&app.data, &ext, audio, video)
+}
+#[tauri::command]
+fn pbx_add_user(app: State<'_, App>, ext: String, name: String, password: String) -> Res<()> {
+    with_pbx(&app)?;
+    pbx::add_user(&app.data, &ext, &name, &password)
+}
+#[tauri::command]
+fn pbx_switches(app: State<'_, App>) -> Res<pbx::Switches> {
+    with_pbx(&app)?;
+    pbx::switches(&app.data)
+}
+#[tauri::command]
+fn pbx_set_company(app: State<'_, App>, audio: Option<bool>, video: Option<bool>) -> Res<()> {
+    with_pbx(&app)?;
+    pbx::set_company(&app.data, audio, video)
+}
+#[tauri::command]
+fn pbx_set_system(app: State<'_, App>, record_between_external_numbers: bool) -> Res<()> {
+    with_pbx(&app)?;
+    pbx::set_system(&app.data, record_between_external_numbers)
+}
+
+#[tauri::command]
+fn recordings_list(app: State<'_, App>) -> Res<Vec<library::Item>> {
+    library::list(&app.data, app.settings().mode == Mode::Embedded)
+}
+#[tauri::command]
+fn recording_waveform(app: State<'_, App>, id: String) -> Res<player::Waveform> {
+    player::waveform(&library::file_of(&app.data, &id)?, 600)
+}
+#[tauri::command]
+fn recording_cdr(app: State<'_, App>, id: String) -> Res<serde_json::Value> {
+    match library::parse_id(&id)? {
+        library::Where::Pbx(n) => {
+            let r = pbx::recording(&app.data, n)?;
+            serde_json::to_value(pbx::cdr_of(&app.data, &r)?).map_err(|e| e.to_string())
+        }
+        library::Where::Local(_) => Err("a local recording has no PBX call record".into()),
+    }
+}
+#[tauri::command]
+fn recording_export(app: State<'_, App>, id: String) -> Res<String> {
+    library::export(&app.data, &id)
+}
+#[tauri::command]
+fn recording_delete(app: State<'_, App>, id: String) -> Res<()> {
+    if app.player.status().id.as_deref() == Some(id.as_str()) {
+        app.player.stop();
+    }
+    library::delete(&app.data, &id)
+}
+
+#[tauri::command]
+fn player_load(app: State<'_, App>, id: String) -> Res<player::Status> {
+    let path = library::file_of(&app.data, &id)?;
+    let w = player::waveform(&path, 1)?;
+    app.player.load(&id, &path, w.duration_ms)?;
+    Ok(app.player.status())
+}
+#[tauri::command]
+fn player_play(app: State<'_, App>) -> player::Status {
+    app.player.play();
+    app.player.status()
+}
+#[tauri::command]
+fn player_pause(app: State<'_, App>) -> player::Status {
+    app.player.pause();
+    app.player.status()
+}
+#[tauri::command]
+fn player_seek(app: State<'_, App>, ms: u64) -> player::Status {
+    app.player.seek(ms);
+    app.player.status()
+}
+#[tauri::command]
+fn player_status(app: State<'_, App>) -> player::Status {
+    app.player.status()
+}
+
+#[tauri::command]
+fn settings_get(app: State<'_, App>) -> Settings {
+    app.settings()
+}
+
+/// Saves the settings and applies them: the phone re-registers; switching to account
+/// mode stops the embedded PBX, switching back starts it.
+#[tauri::command]
+async fn settings_save(app: State<'_, App>, settings: Settings) -> Res<()> {
+    settings.validate()?;
+    let mut settings = settings;
+    let old = app.settings();
+    // The embedded account is the app's own business, never the UI's.
+    settings.embedded = old.embedded.clone();
+    settings.save(&app.data)?;
+    *app.settings.lock().unwrap() = settings.clone();
+    *app.first_launch.lock().unwrap() = false;
+    match settings.mode {
+        Mode::Account => {
+            app.stop_phone().await;
+            app.stop_pbx().await.ok();
+            app.pbx_status.lock().unwrap().enabled = false;
+            app.emit_pbx();
+            app.start_phone().await
+        }
+        Mode::Embedded => {
+            app.stop_phone().await;
+            if old.mode != Mode::Embedded || old.pbx_port != settings.pbx_port {
+                app.stop_pbx().await.ok();
+                if settings.embedded.user.is_empty() {
+                    app.boot().await;
+                    return Ok(());
+                }
+            }
+            app.start_pbx().await?;
+            app.start_phone().await
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Devices {
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+}
+
+/// Audio devices the system offers (cpal, through rodio).
+#[tauri::command]
+fn audio_devices() -> Devices {
+    use rodio::cpal::traits::{DeviceTrait, HostTrait};
+    let host = rodio::cpal::default_host();
+    let names = |it: Option<Vec<rodio::cpal::Device>>| -> Vec<String> {
+        it.unwrap_or_default().iter().filter_map(|d| d.name().ok()).collect()
+    };
+    Devices {
+        inputs: names(host.input_devices().ok().map(|d| d.collect())),
+        outputs: names(host.output_devices().ok().map(|d| d.collect())),
+    }
+}
+
+#[tauri::command]
+async fn quit(app: State<'_, App>) -> Res<()> {
+    app.shutdown().await;
+    app.handle.exit(0);
+    Ok(())
+}
+
+fn show_main(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+fn toggle_recording(app: &AppHandle) {
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let state = handle.state::<App>();
+        let Some((call, pause)) = phone::shortcut_target(&state.shared.get()) else { return };
+        let guard = state.phone.lock().await;
+        if let Some(p) = guard.as_ref() {
+            let _ = p.recording(call, pause, &state.shared);
+        }
+    });
+}
+
+fn quit_app(app: &AppHandle) {
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        handle.state::<App>().shutdown().await;
+        handle.exit(0);
+    });
+}
+
+fn setup_tray(app: &tauri::App) -> tauri::Result<()> {
+    use tauri::menu::{Menu, MenuItem};
+    use tauri::tray::TrayIconBuilder;
+    let show = MenuItem::with_id(app, "show", "Show Hark", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit (finalizes recordings)", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&show, &quit])?;
+    let mut tray = TrayIconBuilder::with_id("hark").tooltip("Hark").menu(&menu).on_menu_event(|app, ev| match ev.id.as_ref() {
+        "show" => show_main(app),
+        "quit" => quit_app(app),
+        _ => {}
+    });
+    if let Some(icon) = app.default_window_icon() {
+        tray = tray.icon(icon.clone());
+    }
+    tray.build(app)?;
+    Ok(())
+}
+
+fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+
+    let data = settings::data_dir();
+    if let Err(e) = std::fs::create_dir_all(&data) {
+        eprintln!("error: cannot create {}: {e}", data.display());
+        std::process::exit(1);
+    }
+    // Single instance: a second launch shows the first one's window and exits.
+    let listener = match single::claim(&data) {
+        single::Claim::Other => {
+            eprintln!("hark-desktop: already running; showing its window");
+            return;
+        }
+        single::Claim::Ours(l) => l,
+    };
+    let (settings, first_launch) = match Settings::load(&data) {
+        Ok(Some(s)) => (s, false),
+        Ok(None) => {
+            let s = Settings::default();
+            let _ = s.save(&data);
+            (s, true)
+        }
+        Err(e) => {
+            eprintln!("warning: {e}; using default settings");
+            (Settings::default(), false)
+        }
+    };
+
+    let app = tauri::Builder::default()
+        .plugin(
+            tauri_plugin_global_shortcut::Builder::new()
+                .with_handler(|app, _shortcut, event| {
+                    if event.state() == tauri_plugin_global_shortcut::ShortcutState::Pressed {
+                        toggle_recording(app);
+                    }
+                })
+                .build(),
+        )
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let emitter = handle.clone();
+            let shared = phone::Shared::new(
+                &data,
+                Arc::new(move |snap: &phone::Snapshot| {
+                    let _ = emitter.emit("phone-state", snap);
+                }),
+            );
+            let shortcut = settings.shortcut.clone();
+            app.manage(App {
+                data: data.clone(),
+                settings: Mutex::new(settings.clone()),
+                first_launch: Mutex::new(first_launch),
+                pbx: tokio::sync::Mutex::new(None),
+                pbx_status: Mutex::new(PbxStatus { enabled: settings.mode == Mode::Embedded, ..Default::default() }),
+                phone: tokio::sync::Mutex::new(None),
+                shared,
+                player: player::Player::new(),
+                handle: handle.clone(),
+            });
+            single::serve(listener, {
+                let h = handle.clone();
+                move || show_main(&h)
+            });
+            if let Err(e) = setup_tray(app) {
+                tracing::warn!(error = %e, "no tray icon");
+            }
+            {
+                use tauri_plugin_global_shortcut::GlobalShortcutExt;
+                if let Err(e) = app.global_shortcut().register(shortcut.as_str()) {
+                    tracing::warn!(error = %e, shortcut, "the recording shortcut is not available");
+                }
+            }
+            tauri::async_runtime::spawn(async move {
+                handle.state::<App>().boot().await;
+            });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps Hark (and its PBX) running in the tray.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                if std::env::var_os("HARK_EXIT_ON_CLOSE").is_none() {
+                    let _ = window.hide();
+                    api.prevent_close();
+                } else {
+                    quit_app(window.app_handle());
+                    api.prevent_close();
+                }
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            app_info,
+            phone_state,
+            dial,
+            answer,
+            reject,
+            hangup,
+            hold,
+            dtmf,
+            transfer,
+            set_recording,
+            set_mute,
+            extensions,
+            pbx_status,
+            pbx_start,
+            pbx_stop,
+            pbx_users,
+            pbx_set_user,
+            pbx_add_user,
+            pbx_switches,
+            pbx_set_company,
+            pbx_set_system,
+            recordings_list,
+            recording_waveform,
+            recording_cdr,
+            recording_export,
+            recording_delete,
+            player_load,
+            player_play,
+            player_pause,
+            player_seek,
+            player_status,
+            settings_get,
+            settings_save,
+            audio_devices,
+            quit,
+        ])
+        .build(tauri::generate_context!())
+        .unwrap_or_else(|e| {
+            eprintln!("error: cannot start Hark: {e}");
+            std::process::exit(1);
+        });
+    app.run(|_, _| {});
+}

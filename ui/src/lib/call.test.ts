@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { activeCall, callTitle, recordingUi, registrationBadge, timer } from "./call";
+import type { CallView } from "./types";
+
+function call(over: Partial<CallView> = {}): CallView {
+  return {
+    id: 1, direction: "outgoing", peer: "102", state: "up", started_ms: 0, answered_ms: 1_000,
+    recording: "recording", pending: null, control_error: null, hold_local: false, hold_remote: false,
+    muted: false, session_id: "s", codec: "Pcmu", media_error: null, ...over,
+  };
+}
+
+describe("recording indicator", () => {
+  it("offers Pause while recording and Resume while paused", () => {
+    const r = recordingUi(call());
+    expect(r).toMatchObject({ label: "Recording", tone: "recording", showPause: true, showResume: false, busy: false });
+    const p = recordingUi(call({ recording: "paused" }));
+    expect(p).toMatchObject({ label: "Recording paused", showPause: false, showResume: true });
+  });
+  it("waits for the PBX's answer: the buttons are busy, the state unchanged", () => {
+    const r = recordingUi(call({ pending: "pause" }));
+    expect(r.busy).toBe(true);
+    expect(r.tone).toBe("recording");
+    expect(r.label).toContain("pausing");
+  });
+  it("shows a failure, never swallows it", () => {
+    const r = recordingUi(call({ control_error: "pause failed: 403 Forbidden" }));
+    expect(r.error).toBe("pause failed: 403 Forbidden");
+    expect(r.showPause).toBe(true);
+  });
+  it("says so when the call is not recorded, and shows nothing before the answer", () => {
+    expect(recordingUi(call({ recording: "off" })).label).toBe("Not recorded");
+    expect(recordingUi(call({ state: "ringing" })).label).toBe("");
+  });
+});
+
+describe("call screen", () => {
+  it("titles each state", () => {
+    expect(callTitle(call({ state: "calling" }))).toBe("Calling 102…");
+    expect(callTitle(call({ state: "incoming", peer: "101" }))).toBe("Incoming call from 101");
+    expect(callTitle(call({ hold_local: true }))).toContain("on hold");
+    expect(callTitle(call())).toBe("102");
+  });
+  it("times from the answer", () => {
+    expect(timer(call({ answered_ms: 1_000 }), 66_000)).toBe("1:05");
+    expect(timer(call({ answered_ms: null, state: "ringing" }), 66_000)).toBe("");
+  });
+  it("puts an incoming call first", () => {
+    const a = call({ id: 1 });
+    const b = call({ id: 2, state: "incoming" });
+    expect(activeCall([a, b])?.id).toBe(2);
+    expect(activeCall([a])?.id).toBe(1);
+    expect(activeCall([])).toBeNull();
+  });
+  it("shows registration failures as they are", () => {
+    const bad = registrationBadge({ state: "failed", message: "registration refused: wrong user or password (403 Forbidden)", account: "100@x", server: "" });
+    expect(bad.tone).toBe("bad");
+    expect(bad.text).toContain("wrong user or password");
+    expect(registrationBadge({ state: "registered", message: "", account: "100@hark.local", server: "" }).text).toBe("100@hark.local — ready");
+  });
+});
