@@ -24,6 +24,8 @@ pub enum PhoneCommand {
     Call(CallArgs),
     /// Register, wait for a call, answer it, play and record audio.
     Answer(AnswerArgs),
+    /// List the audio devices (for --input-device / --output-device).
+    Devices,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,11 +73,18 @@ pub struct AccountArgs {
 #[derive(Args)]
 pub struct MediaArgs {
     /// A WAV to use as the microphone (played once, then silence).
-    #[arg(long, value_name = "WAV")]
+    #[arg(long, value_name = "WAV", conflicts_with = "input_device")]
     play: Option<PathBuf>,
     /// Write what the speaker would play to this WAV (mono, the codec's rate).
-    #[arg(long, value_name = "WAV")]
+    #[arg(long, value_name = "WAV", conflicts_with = "output_device")]
     record: Option<PathBuf>,
+    /// Use a real microphone: `default`, or a name from `hark phone devices`.
+    /// Without it (and without --play) the microphone is silent.
+    #[arg(long, value_name = "NAME")]
+    input_device: Option<String>,
+    /// Use a real speaker: `default`, or a name from `hark phone devices`.
+    #[arg(long, value_name = "NAME")]
+    output_device: Option<String>,
     /// Record the call locally to this stereo WAV: our microphone left, the remote right.
     #[arg(long, value_name = "WAV")]
     record_call: Option<PathBuf>,
@@ -180,8 +189,28 @@ pub fn run(cmd: PhoneCommand) -> CliResult {
         match cmd {
             PhoneCommand::Call(a) => call(a).await,
             PhoneCommand::Answer(a) => answer(a).await,
+            PhoneCommand::Devices => devices(),
         }
     })
+}
+
+#[cfg(feature = "audio-devices")]
+fn devices() -> CliResult {
+    let (inputs, outputs) = hark_phone::audio::device::list_devices()?;
+    println!("input devices:");
+    for d in inputs {
+        println!("  {d}");
+    }
+    println!("output devices:");
+    for d in outputs {
+        println!("  {d}");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "audio-devices"))]
+fn devices() -> CliResult {
+    Err("this build of hark has no audio device support".into())
 }
 
 fn init_logging() {
@@ -232,8 +261,16 @@ fn config(account: &AccountArgs, media: &MediaArgs, register: bool, control: Con
         phone,
         listen: account.listen,
         audio: AudioConfig {
-            source: media.play.clone().map(SourceConfig::File).unwrap_or_default(),
-            sink: media.record.clone().map(SinkConfig::File).unwrap_or_default(),
+            source: match (&media.play, &media.input_device) {
+                (Some(wav), _) => SourceConfig::File(wav.clone()),
+                (None, Some(name)) => SourceConfig::Device((name != "default").then(|| name.clone())),
+                (None, None) => SourceConfig::Null,
+            },
+            sink: match (&media.record, &media.output_device) {
+                (Some(wav), _) => SinkConfig::File(wav.clone()),
+                (None, Some(name)) => SinkConfig::Device((name != "default").then(|| name.clone())),
+                (None, None) => SinkConfig::Null,
+            },
             local_recording: media.record_call.clone(),
         },
         rtp_ports: account.rtp_ports,

@@ -1,18 +1,22 @@
 //! WAV files as microphone and speaker.
 
-use super::resample::resample;
+use rubato::{FastFixedOut, PolynomialDegree, Resampler};
 use super::{AudioError, AudioSink, AudioSource};
 use hark_recorder::WavRecording;
 use std::path::{Path, PathBuf};
 
-/// A WAV read whole, mixed to mono and converted to the call's rate; silence after it.
+/// A WAV read whole and mixed to mono, converted to the call's rate a frame at a time
+/// (a long file costs nothing at call start); silence after its end.
 pub struct WavSource {
     samples: Vec<i16>,
     pos: usize,
+    /// None when the file is at the call's rate already.
+    resampler: Option<FastFixedOut<f64>>,
+    chunk: Vec<f64>,
 }
 
 impl WavSource {
-    pub fn open(path: &Path, rate: u32) -> Result<Self, AudioError> {
+    pub fn open(path: &Path, rate: u32, frame_len: usize) -> Result<Self, AudioError> {
         let read_err = |e: &dyn std::fmt::Display| AudioError::Read { path: path.to_owned(), reason: e.to_string() };
         let mut reader = hound::WavReader::open(path).map_err(|e| read_err(&e))?;
         let spec = reader.spec();
@@ -34,15 +38,25 @@ impl WavSource {
                 .map_err(|e| read_err(&e))?,
             (format, bits) => return Err(read_err(&format!("unsupported sample format {format:?}/{bits} bits"))),
         };
-        let mono: Vec<i16> = raw
+        let samples: Vec<i16> = raw
             .chunks(channels)
             .map(|frame| (frame.iter().map(|s| i32::from(*s)).sum::<i32>() / frame.len() as i32) as i16)
             .collect();
-        let samples = resample(&mono, spec.sample_rate, rate)?;
-        Ok(Self { samples, pos: 0 })
+        if spec.sample_rate == 0 {
+            return Err(read_err(&"sample rate 0"));
+        }
+        let resampler = if spec.sample_rate == rate {
+            None
+        } else {
+            let ratio = f64::from(rate) / f64::from(spec.sample_rate);
+            let r = FastFixedOut::<f64>::new(ratio, 1.0, PolynomialDegree::Cubic, frame_len.max(1), 1)
+                .map_err(|e| read_err(&format!("resampler: {e}")))?;
+            Some(r)
+        };
+        Ok(Self { samples, pos: 0, resampler, chunk: Vec::new() })
     }
 
-    /// Samples left to play.
+    /// Samples of the file not yet read.
     pub fn remaining(&self) -> usize {
         self.samples.len() - self.pos
     }
@@ -50,10 +64,27 @@ impl WavSource {
 
 impl AudioSource for WavSource {
     fn read_frame(&mut self, out: &mut [i16]) {
-        let n = out.len().min(self.remaining());
-        out[..n].copy_from_slice(&self.samples[self.pos..self.pos + n]);
-        out[n..].fill(0);
+        let Some(r) = self.resampler.as_mut() else {
+            let n = out.len().min(self.remaining());
+            out[..n].copy_from_slice(&self.samples[self.pos..self.pos + n]);
+            out[n..].fill(0);
+            self.pos += n;
+            return;
+        };
+        let need = r.input_frames_next();
+        let n = need.min(self.samples.len() - self.pos);
+        self.chunk.clear();
+        self.chunk.extend(self.samples[self.pos..self.pos + n].iter().map(|s| f64::from(*s) / 32768.0));
+        self.chunk.resize(need, 0.0);
         self.pos += n;
+        match r.process(&[&self.chunk], None) {
+            Ok(frames) => {
+                for (o, s) in out.iter_mut().zip(frames[0].iter().chain(std::iter::repeat(&0.0))) {
+                    *o = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+                }
+            }
+            Err(_) => out.fill(0),
+        }
     }
 }
 
@@ -96,5 +127,38 @@ impl AudioSink for WavSink {
 impl Drop for WavSink {
     fn drop(&mut self) {
         let _ = self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hark_media::analysis::{sine_wave, tone_ratio};
+
+    #[test]
+    fn an_8k_file_plays_at_48k_frame_by_frame_with_its_pitch() {
+        let dir = std::env::temp_dir().join(format!("hark-phone-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tone.wav");
+        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for s in sine_wave(8000, 440.0, 8000.0, 8000) {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        let mut src = WavSource::open(&path, 48_000, 960).unwrap();
+        let mut out = Vec::new();
+        let mut frame = vec![0i16; 960];
+        for _ in 0..50 {
+            src.read_frame(&mut frame);
+            out.extend_from_slice(&frame);
+        }
+        let ratio = tone_ratio(&out[4800..43200], 48_000, 440.0);
+        assert!(ratio > 0.9, "ratio {ratio}");
+        // After the file: silence.
+        src.read_frame(&mut frame);
+        src.read_frame(&mut frame);
+        assert!(frame.iter().all(|s| s.abs() < 50));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,7 +1,10 @@
-//! Where a call's audio comes from and goes to, chosen explicitly: a WAV file as the
-//! microphone and another for what the speaker would play, or the null device (silence
-//! in, nothing out). Plus the local recording of a call to a stereo WAV.
+//! Where a call's audio comes from and goes to, chosen explicitly: a real device
+//! (cpal), a WAV file as the microphone and another for what the speaker would play, or
+//! the null device (silence in, nothing out). Plus the local recording of a call to a
+//! stereo WAV.
 
+#[cfg(feature = "cpal")]
+pub mod device;
 mod file;
 mod local_recording;
 mod null;
@@ -21,6 +24,8 @@ pub enum AudioError {
     Write { path: PathBuf, reason: String },
     #[error(transparent)]
     Resample(#[from] resample::ResampleError),
+    #[error("audio device: {0}")]
+    Device(String),
 }
 
 /// The microphone of a call.
@@ -31,6 +36,8 @@ pub enum SourceConfig {
     Null,
     /// A WAV file (any rate, mono or stereo), played once, then silence.
     File(PathBuf),
+    /// A real input device through cpal: the default one, or by name.
+    Device(Option<String>),
 }
 
 /// The speaker of a call.
@@ -40,6 +47,8 @@ pub enum SinkConfig {
     Null,
     /// A mono WAV at the call's codec rate, crash-safe (header kept up to date).
     File(PathBuf),
+    /// A real output device through cpal: the default one, or by name.
+    Device(Option<String>),
 }
 
 /// The audio devices of a phone; each call opens its own.
@@ -65,21 +74,35 @@ pub trait AudioSink: Send {
 }
 
 impl SourceConfig {
-    /// Opens the source for audio at `rate` Hz.
-    pub fn open(&self, rate: u32) -> Result<Box<dyn AudioSource>, AudioError> {
+    /// Opens the source for audio at `rate` Hz, read `frame_len` samples at a time.
+    pub fn open(&self, rate: u32, frame_len: usize) -> Result<Box<dyn AudioSource>, AudioError> {
         Ok(match self {
             SourceConfig::Null => Box::new(NullSource),
-            SourceConfig::File(path) => Box::new(WavSource::open(path, rate)?),
+            SourceConfig::File(path) => Box::new(WavSource::open(path, rate, frame_len)?),
+            #[cfg(feature = "cpal")]
+            SourceConfig::Device(name) => Box::new(device::DeviceSource::open(name.as_deref(), rate, frame_len)?),
+            #[cfg(not(feature = "cpal"))]
+            SourceConfig::Device(_) => {
+                let _ = frame_len;
+                return Err(AudioError::Device("this build has no audio device support (feature cpal)".into()));
+            }
         })
     }
 }
 
 impl SinkConfig {
-    /// Opens the sink for audio at `rate` Hz.
-    pub fn open(&self, rate: u32) -> Result<Box<dyn AudioSink>, AudioError> {
+    /// Opens the sink for audio at `rate` Hz, written `frame_len` samples at a time.
+    pub fn open(&self, rate: u32, frame_len: usize) -> Result<Box<dyn AudioSink>, AudioError> {
         Ok(match self {
             SinkConfig::Null => Box::new(NullSink),
             SinkConfig::File(path) => Box::new(WavSink::create(path, rate)?),
+            #[cfg(feature = "cpal")]
+            SinkConfig::Device(name) => Box::new(device::DeviceSink::open(name.as_deref(), rate, frame_len)?),
+            #[cfg(not(feature = "cpal"))]
+            SinkConfig::Device(_) => {
+                let _ = frame_len;
+                return Err(AudioError::Device("this build has no audio device support (feature cpal)".into()));
+            }
         })
     }
 }

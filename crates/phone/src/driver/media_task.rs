@@ -35,11 +35,12 @@ impl MediaTask {
             Err(e) => return fail(&self.events, e.to_string()),
         };
         let rate = session.rate();
-        let mut source = match self.audio.source.open(rate) {
+        let frame_len = session.frame_len();
+        let mut source = match self.audio.source.open(rate, frame_len) {
             Ok(s) => s,
             Err(e) => return fail(&self.events, e.to_string()),
         };
-        let mut sink = match self.audio.sink.open(rate) {
+        let mut sink = match self.audio.sink.open(rate, frame_len) {
             Ok(s) => s,
             Err(e) => return fail(&self.events, e.to_string()),
         };
