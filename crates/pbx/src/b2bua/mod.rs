@@ -88,6 +88,9 @@ pub struct Calls {
     pub(crate) by_dialog: HashMap<DialogId, (CallKey, LegSide)>,
     pub(crate) by_session: HashMap<SessionId, CallKey>,
     pub(crate) timers: BinaryHeap<Reverse<(Instant, CallKey, TimerKind)>>,
+    /// Late answers already hung up (Call-ID + To tag): their retransmissions get an
+    /// ACK, not another BYE.
+    pub(crate) stray: std::collections::VecDeque<String>,
     next_key: u64,
 }
 

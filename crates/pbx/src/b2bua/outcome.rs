@@ -16,9 +16,9 @@ use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 impl PbxCore {
-    pub(crate) fn on_response(&mut self, now: Instant, tx: ClientTxId, resp: Response) {
-        let Some(&key) = self.calls.by_client_tx.get(&tx) else { return };
-        let Some(call) = self.calls.calls.get(&key) else { return };
+    pub(crate) fn on_response(&mut self, now: Instant, tx: ClientTxId, resp: Response, peer: hark_sip::transport::Peer) {
+        let Some(&key) = self.calls.by_client_tx.get(&tx) else { return self.end_stray_answer(now, &resp, peer) };
+        let Some(call) = self.calls.calls.get(&key) else { return self.end_stray_answer(now, &resp, peer) };
         if call.in_dialog_tx.iter().any(|(t, ..)| *t == tx) {
             return self.on_in_dialog_response(now, key, tx, resp);
         }
@@ -204,6 +204,52 @@ impl PbxCore {
             _ => (code, reason),
         };
         self.fail_call(now, key, code, &reason, HangupBy::Callee);
+    }
+
+    /// A 2xx to an INVITE nobody waits for any more (a fork cancelled by a forward, a
+    /// transfer target that answered as it was cancelled, a call already over): ACK it
+    /// and hang it up, or that phone would believe in a call nobody is on.
+    fn end_stray_answer(&mut self, now: Instant, resp: &Response, peer: hark_sip::transport::Peer) {
+        let is_invite_2xx = (200..300).contains(&resp.status_code.code())
+            && SipHeaders::cseq(resp).is_ok_and(|(_, m)| m == Method::Invite);
+        if !is_invite_2xx {
+            return;
+        }
+        let Some((seq, _)) = SipHeaders::cseq(resp).ok() else { return };
+        let target = resp
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::Contact(c) => hark_sip::NameAddr::parse(c.value()).ok().and_then(|n| rsip::Uri::try_from(n.uri).ok()),
+                _ => None,
+            });
+        let Some(target) = target else { return };
+        let id = format!("{:?}/{:?}", SipHeaders::call_id(resp).ok(), SipHeaders::to_tag(resp).ok().flatten());
+        let again = self.calls.stray.contains(&id);
+        if !again {
+            if self.calls.stray.len() >= 64 {
+                self.calls.stray.pop_front();
+            }
+            self.calls.stray.push_back(id);
+        }
+        for (method, cseq) in [(Method::Ack, seq), (Method::Bye, seq + 1)] {
+            let mut headers = rsip::Headers::default();
+            headers.push(top_via(peer.transport, self.local.sent_by(peer.transport), &Branch::random()).into());
+            headers.push(Header::MaxForwards(70.into()));
+            for h in resp.headers.iter() {
+                if matches!(h, Header::From(_) | Header::To(_) | Header::CallId(_)) {
+                    headers.push(h.clone());
+                }
+            }
+            headers.push(Header::CSeq(rsip::headers::CSeq::new(format!("{cseq} {method}"))));
+            let req = Request { method: method.clone(), uri: target.clone(), version: rsip::Version::V2, headers, body: vec![] };
+            if method == Method::Ack {
+                self.tx.send_stateless(bytes::Bytes::from(encode(&req.into())), peer);
+            } else if !again {
+                tracing::info!(call_id = ?SipHeaders::call_id(resp).ok(), "hanging up a late answer nobody waits for");
+                let _ = self.tx.send_request(now, req, peer);
+            }
+        }
     }
 
     /// The callee is busy or did not answer and forwards to `to` (an extension or a

@@ -344,3 +344,27 @@ fn early_media_183_is_anchored_and_steers_the_relay() {
     assert!(body.contains(&format!("c=IN IP4 {PBX_IP}")) && body.contains("m=audio 40000 "), "early media anchored on the A side: {body}");
     assert!(o.events().iter().any(|e| matches!(e, CoreEvent::RelayUpdate { side: LegSide::B, rtp: Some(b), .. } if b.port() == 5000)), "the relay sends A's way from B's early media");
 }
+
+#[test]
+fn a_late_answer_after_the_caller_cancelled_is_acked_and_hung_up() {
+    let mut o = Office::new(Duration::from_secs(30));
+    o.invite("102@pbx.test", &sdp("192.0.2.10", 4000));
+    o.start_relay();
+    let (_, b_invite) = requests(&o.out(), hark_sip::rsip::Method::Invite).remove(0);
+    o.send(A, &format!("CANCEL sip:102@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKa2;rport\r\nFrom: \"Alice\" <sip:101@pbx.test>;tag=atag\r\nTo: <sip:102@pbx.test>\r\nCall-ID: a-call\r\nCSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+    o.out();
+    // The callee's phone answered as the CANCEL crossed it.
+    let ok = reply_to(&b_invite, 200, "btag", "Content-Type: application/sdp\r\n", &sdp("192.0.2.20", 5000));
+    o.send(B, &ok);
+    let out = o.out();
+    let acks = requests(&out, hark_sip::rsip::Method::Ack);
+    let byes = requests(&out, hark_sip::rsip::Method::Bye);
+    assert_eq!((acks.len(), byes.len()), (1, 1), "{out:?}");
+    assert_eq!(byes[0].0.to_string(), B);
+    assert_eq!(byes[0].1.to_tag().unwrap().unwrap().as_str(), "btag");
+    assert_eq!(byes[0].1.uri.to_string(), format!("sip:102@{B}"), "to the answer's Contact");
+    // Its retransmission gets the ACK again, not a second BYE.
+    o.send(B, &ok);
+    let out = o.out();
+    assert_eq!(requests(&out, hark_sip::rsip::Method::Bye).len(), 0, "{out:?}");
+}

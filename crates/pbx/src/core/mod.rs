@@ -198,7 +198,7 @@ impl PbxCore {
                 if let Some(ev) = self.tx.handle_response(now, resp, peer)
                     && !self.on_trunk_response(now, &ev.id, &ev.response)
                 {
-                    self.on_response(now, ev.id, ev.response);
+                    self.on_response(now, ev.id, ev.response, peer);
                 }
             }
             Inbound::Malformed { peer, error, raw, answered } => {
