@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_rust
 # Real peers the end-to-end tests start (tests/): sipp, baresip, linphonec.
-apt_need sip-tester:sipp baresip-core:baresip linphone-cli:linphonec
+apt_need sip-tester:sipp baresip-core:baresip linphone-cli:linphonec kamailio:kamailio
 
 # The desktop app: WebKitGTK libraries, the UI's packages, its unit tests, its build.
 need_desktop_build
