@@ -63,13 +63,19 @@ impl App {
         self.settings.lock().unwrap().clone()
     }
 
-    /// HARK_SIP (tests: 127.0.0.1:0), else the port from Settings, else 5060 or the next.
+    /// The port from Settings (on HARK_SIP's address, else 0.0.0.0); else HARK_SIP (tests:
+    /// 127.0.0.1:0); else None: 5060 or the next free port.
     fn requested_sip(&self) -> Res<Option<SocketAddr>> {
-        if let Ok(s) = std::env::var("HARK_SIP") {
-            return s.parse().map(Some).map_err(|_| format!("HARK_SIP must be ADDR:PORT, got {s}"));
-        }
+        let env = match std::env::var("HARK_SIP") {
+            Ok(s) => Some(s.parse::<SocketAddr>().map_err(|_| format!("HARK_SIP must be ADDR:PORT, got {s}"))?),
+            Err(_) => None,
+        };
         let port = self.settings().pbx_port;
-        Ok((port != 0).then(|| SocketAddr::from(([0, 0, 0, 0], port))))
+        if port != 0 {
+            let ip = env.map(|a| a.ip()).unwrap_or([0, 0, 0, 0].into());
+            return Ok(Some(SocketAddr::new(ip, port)));
+        }
+        Ok(env)
     }
 
     async fn start_pbx(&self) -> Res<()> {

@@ -1,0 +1,402 @@
+//! The desktop app end to end, as a person uses it: the real `hark-desktop` binary under
+//! Xvfb, driven through tauri-driver + WebKitWebDriver (W3C WebDriver over HTTP).
+//!
+//! The app starts in embedded PBX mode on first launch (its own office tenant, extension
+//! 100 for its user, the PBX on 127.0.0.1 with a run-time port). A `hark phone answer`
+//! peer registers to it as 102; the test turns the company's audio recording on by
+//! clicking, dials 102 by clicking it, sees "Recording", clicks Pause and Resume, and the
+//! PBX's recording gets both events; hangs up, finds the recording in the library, plays
+//! it and opens its CDR. Bad input shows a clear message: a corrupt recording file, a PBX
+//! port another program holds.
+//!
+//! Needs Xvfb, WebKitWebDriver (webkit2gtk-driver) and tauri-driver (scripts/test.sh
+//! installs them). Without them the test is skipped, except under CI=true where it fails.
+//! HARK_SCREENSHOTS=DIR saves a PNG of each view there (docs/screenshots).
+
+use hark_e2e::pbx::hark_bin;
+use hark_e2e::phone::{account_args, Phone};
+use hark_e2e::process::{Proc, TempDir};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const STEP: Duration = Duration::from_secs(30);
+
+fn which(name: &str) -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".cargo/bin").join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+fn desktop_bin() -> PathBuf {
+    hark_bin().with_file_name("hark-desktop")
+}
+
+/// The tools, or None (skip) — a failure under CI.
+fn tools() -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let found = (which("Xvfb"), which("tauri-driver"), which("WebKitWebDriver"));
+    let app = desktop_bin();
+    match found {
+        (Some(x), Some(t), Some(w)) if app.is_file() => Some((x, t, w)),
+        other => {
+            let msg = format!(
+                "desktop e2e needs Xvfb, tauri-driver, WebKitWebDriver and {} (found {:?}); scripts/test.sh installs them",
+                app.display(),
+                other
+            );
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{msg}");
+            }
+            eprintln!("SKIPPED: {msg}");
+            None
+        }
+    }
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A virtual display; its number comes from Xvfb itself (-displayfd).
+fn start_xvfb(xvfb: &Path) -> (Proc, String) {
+    let mut cmd = Command::new(xvfb);
+    cmd.args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"]);
+    let proc = Proc::spawn("Xvfb", &mut cmd);
+    let n = proc
+        .stdout
+        .wait_for(STEP, |t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        .unwrap_or_else(|| panic!("Xvfb did not start:\n{}", proc.report(20)));
+    (proc, format!(":{n}"))
+}
+
+// ---- a minimal W3C WebDriver client over std's TcpStream ----
+
+struct WebDriver {
+    addr: SocketAddr,
+    session: String,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // Read the head, then exactly Content-Length bytes (or to EOF without one).
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
+            if let Some(len) = len {
+                if raw.len() >= end + 4 + len {
+                    break;
+                }
+            } else if head.contains("transfer-encoding: chunked") && raw.ends_with(b"0\r\n\r\n") {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    if std::env::var_os("HARK_WD_TRACE").is_some() {
+        eprintln!(">> {method} {path} {body}\n<< {}", text.chars().take(400).collect::<String>());
+    }
+    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| format!("bad HTTP answer: {text}"))?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_owned() };
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("bad JSON ({e}): {body}"))?;
+    if status >= 400 {
+        return Err(format!("{method} {path} → {status}: {}", v["value"]));
+    }
+    Ok(v["value"].clone())
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl WebDriver {
+    fn start(addr: SocketAddr, app: &Path) -> WebDriver {
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "wry", "tauri:options": {"application": app}}}});
+        let deadline = Instant::now() + STEP;
+        loop {
+            match http(addr, "POST", "/session", Some(&caps)) {
+                Ok(v) => {
+                    let session = v["sessionId"].as_str().expect("sessionId").to_owned();
+                    return WebDriver { addr, session };
+                }
+                Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        http(self.addr, method, &format!("/session/{}{path}", self.session), body.as_ref())
+    }
+
+    /// Runs JS in the page; returns its value.
+    fn js(&self, script: &str) -> Value {
+        match self.cmd("POST", "/execute/sync", Some(json!({"script": script, "args": []}))) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("script failed: {e}");
+                Value::Null
+            }
+        }
+    }
+
+    /// Waits until `script` returns something truthy; returns it.
+    fn wait_js(&self, script: &str, what: &str) -> Value {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let v = self.js(script);
+            let truthy = match &v {
+                Value::Null | Value::Bool(false) => false,
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let page = self.js("return document.body ? document.body.innerText : ''");
+                panic!("timed out waiting for {what}; the page says:\n{}", page.as_str().unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Ok(v) = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css}))) {
+                return v[ELEMENT].as_str().expect("element id").to_owned();
+            }
+            if Instant::now() > deadline {
+                let page = self.js("return document.body ? document.body.innerText : ''");
+                panic!("no element {css}; the page says:\n{}", page.as_str().unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Clicks like a person: WebDriver's element click (scrolls into view, real events).
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("/element/{id}/click"), Some(json!({}))).unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("/element/{id}/clear"), Some(json!({}))).ok();
+        self.cmd("POST", &format!("/element/{id}/value"), Some(json!({"text": text}))).unwrap_or_else(|e| panic!("type {css}: {e}"));
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.cmd("GET", &format!("/element/{id}/text"), None).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+
+    fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("HARK_SCREENSHOTS") else { return };
+        std::thread::sleep(Duration::from_millis(400));
+        let v = self.cmd("GET", "/screenshot", None).expect("screenshot");
+        let png = base64_decode(v.as_str().unwrap_or_default());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for WebDriver {
+    fn drop(&mut self) {
+        let _ = http(self.addr, "DELETE", &format!("/session/{}", self.session), None);
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter_map(val) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn recordings(pbx_dir: &Path) -> Vec<Value> {
+    let out = Command::new(hark_bin()).args(["pbx", "recordings", "list", "--data"]).arg(pbx_dir).arg("--json").output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+#[test]
+fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
+    let Some((xvfb, tauri_driver, webkit_driver)) = tools() else { return };
+    let data = TempDir::new("desktop");
+    let (_x, display) = start_xvfb(&xvfb);
+    let (port, native_port) = (free_tcp_port(), free_tcp_port());
+    let mut cmd = Command::new(&tauri_driver);
+    cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string(), "--native-driver"])
+        .arg(&webkit_driver)
+        .env("DISPLAY", &display)
+        .env("HARK_DESKTOP_DATA", data.path())
+        .env("HARK_SIP", "127.0.0.1:0")
+        .env("HARK_EXIT_ON_CLOSE", "1")
+        .env("HOME", data.path())
+        .env_remove("WAYLAND_DISPLAY");
+    let driver = Proc::spawn("tauri-driver", &mut cmd);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let wd = WebDriver::start(addr, &desktop_bin());
+    let fail = |what: &str| format!("{what}\n--- tauri-driver and app:\n{}", driver.report(60));
+
+    // First launch: embedded PBX mode, registered to its own PBX.
+    wd.wait_js(
+        "const e = document.querySelector('[data-testid=registration]'); return e && e.dataset.state === 'registered' ? e.innerText : null",
+        "the phone to register to the embedded PBX",
+    );
+    let badge = wd.text("[data-testid=pbx-badge]");
+    let sip: SocketAddr = badge.trim().trim_start_matches("PBX on ").parse().unwrap_or_else(|_| panic!("{}", fail(&format!("badge: {badge}"))));
+    wd.screenshot("phone");
+
+    // The PBX view: address, switches; turn the company's audio recording on by clicking.
+    wd.click("[data-testid=nav-pbx]");
+    let shown = wd.text("[data-testid=pbx-address]");
+    assert_eq!(shown.trim(), sip.to_string());
+    wd.wait_js("return document.querySelector('[data-testid=user-100] [data-testid=policy]')?.innerText.startsWith('recorded: no')", "policy: not recorded");
+    wd.click("[data-testid=company-audio]");
+    wd.wait_js(
+        "return document.querySelector('[data-testid=user-100] [data-testid=policy]')?.innerText.startsWith('recorded: yes, because')",
+        "policy: recorded after the company switch",
+    );
+
+    // A peer: extension 102, added with the CLI while the app's PBX runs, answers.
+    let pbx_dir = data.join("pbx");
+    let out = Command::new(hark_bin())
+        .args(["pbx", "user", "add", "--data"])
+        .arg(&pbx_dir)
+        .args(["--tenant", "office", "--ext", "102", "--password", "peer-pw"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tone = data.join("tone.wav");
+    hark_e2e::audio::write_tone_wav(&tone, 440.0, 20.0, 8000);
+    let mut peer = Phone::answer(account_args(sip, "102", "peer-pw", "hark.local"), &["--wait", "90", "--play", tone.to_str().unwrap()]);
+    peer.wait_event("registered", STEP);
+    wd.screenshot("pbx");
+
+    // Dial 102 by clicking it in the office list.
+    wd.click("[data-testid=nav-phone]");
+    wd.click("[data-testid=ext-102]");
+    peer.wait_event("answered", STEP);
+    wd.wait_js("return document.querySelector('[data-testid=recording-indicator]')?.dataset.recording === 'recording'", "Recording");
+    assert_eq!(wd.text("[data-testid=recording-indicator]").trim(), "Recording");
+    wd.screenshot("call");
+    std::thread::sleep(Duration::from_millis(800));
+    wd.click("[data-testid=btn-pause]");
+    wd.wait_js("return document.querySelector('[data-testid=recording-indicator]')?.dataset.recording === 'paused'", "Paused");
+    let no_error = wd.js("return document.querySelector('[data-testid=control-error]') === null");
+    assert_eq!(no_error, Value::Bool(true), "a pause failure is shown: {}", wd.text("[data-testid=call-screen]"));
+    std::thread::sleep(Duration::from_millis(800));
+    wd.click("[data-testid=btn-resume]");
+    wd.wait_js("return document.querySelector('[data-testid=recording-indicator]')?.dataset.recording === 'recording'", "Recording again");
+    std::thread::sleep(Duration::from_millis(800));
+    wd.click("[data-testid=btn-hangup]");
+    wd.wait_js("return !document.querySelector('[data-testid=call-screen]') && document.querySelector('[data-testid=last-ended]')", "the call to end");
+    peer.wait_exit(STEP);
+
+    // The PBX's recording holds the pause and the resume, from the phone's MESSAGE.
+    let deadline = Instant::now() + STEP;
+    let rec = loop {
+        let all = recordings(&pbx_dir);
+        if let Some(r) = all.iter().find(|r| r["status"] == "completed") {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "{}", fail(&format!("no completed recording: {all:?}")));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let events: Vec<&str> = rec["events"].as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(events.contains(&"pause") && events.contains(&"resume"), "events: {events:?}");
+
+    // The library: find it, play it, open its CDR.
+    wd.click("[data-testid=nav-recordings]");
+    wd.type_into("[data-testid=lib-search]", "102");
+    let id = format!("pbx-{}", rec["id"]);
+    let row = format!("[data-testid=rec-row][data-id='{id}']");
+    wd.find(&row);
+    wd.click(&format!("{row} [data-testid=btn-play]"));
+    wd.wait_js("return document.querySelector('[data-testid=player-position]')?.dataset.playing === 'yes'", "playback");
+    wd.wait_js("return document.querySelectorAll('[data-testid=waveform] .mark.pause').length >= 1", "a pause marker on the waveform");
+    wd.click(&format!("{row} [data-testid=btn-cdr]"));
+    let caller = wd.wait_js("return document.querySelector('[data-testid=cdr-view] [data-field=caller]')?.innerText", "the CDR");
+    assert!(caller.as_str().unwrap().contains("100"), "caller {caller}");
+    let callee = wd.text("[data-testid=cdr-view] [data-field=callee]");
+    assert!(callee.contains("102"), "callee {callee}");
+    wd.screenshot("recordings");
+
+    // Bad input: a corrupt recording file is a clear message, not a crash.
+    std::fs::create_dir_all(data.join("local")).unwrap();
+    std::fs::write(data.join("local/1700000000000-555.wav"), b"RIFF\x24\x00\x00\x00WAVEjunk-not-a-wav").unwrap();
+    wd.type_into("[data-testid=lib-search]", "555");
+    wd.click("[data-testid=lib-refresh]");
+    wd.click("[data-testid=rec-row][data-id='local-1700000000000-555.wav'] [data-testid=btn-play]");
+    let err = wd.wait_js("return document.querySelector('[data-testid=lib-error]')?.innerText", "the corrupt-file message");
+    assert!(err.as_str().unwrap().contains("not a playable WAV file"), "{err}");
+
+    // Bad input: a PBX port another program holds.
+    let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap().port();
+    wd.click("[data-testid=nav-settings]");
+    wd.type_into("[data-testid=pbx-port]", &taken.to_string());
+    wd.screenshot("settings");
+    wd.click("[data-testid=settings-save]");
+    let err = wd.wait_js("return document.querySelector('[data-testid=settings-error]')?.innerText", "the port-taken message");
+    assert!(err.as_str().unwrap().contains(&format!("SIP port {taken} is taken")), "{err}");
+    // Back to an automatic port: the PBX and the phone come back.
+    wd.type_into("[data-testid=pbx-port]", "0");
+    wd.click("[data-testid=settings-save]");
+    wd.wait_js("return document.querySelector('[data-testid=registration]')?.dataset.state === 'registered'", "registration after the fix");
+    drop(held);
+}
