@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_rust
-# Real peers the end-to-end tests start (tests/): sipp, baresip, linphonec.
+# Real peers the end-to-end tests start (tests/): sipp, baresip, linphonec, kamailio.
 apt_need sip-tester:sipp baresip-core:baresip linphone-cli:linphonec kamailio:kamailio
 
 # The desktop app: WebKitGTK libraries, the UI's packages, its unit tests, its build.
