@@ -52,6 +52,7 @@ pub struct AccountArgs {
     /// Our extension (user part of our address).
     #[arg(long, value_name = "EXT")]
     user: String,
+    /// Our SIP password (digest auth, MD5 or SHA-256).
     #[arg(long, value_name = "PW")]
     password: String,
     /// Our SIP domain; the server's IP address when omitted.
@@ -60,6 +61,7 @@ pub struct AccountArgs {
     /// Our SIP address (port 0 picks a free port).
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:0")]
     listen: SocketAddr,
+    /// Transport towards the server.
     #[arg(long, value_enum, default_value = "udp")]
     transport: TransportArg,
     /// How long to wait for the registrar before giving up.
@@ -107,6 +109,7 @@ pub struct MediaArgs {
     /// Send these DTMF digits at --dtmf-at.
     #[arg(long, value_name = "DIGITS", requires = "dtmf_at")]
     send_dtmf: Option<String>,
+    /// When to send --send-dtmf, in seconds after the answer.
     #[arg(long, value_name = "SECS")]
     dtmf_at: Option<f64>,
 }
@@ -147,6 +150,7 @@ pub struct CallArgs {
     /// and hang up once the transfer succeeded.
     #[arg(long, value_name = "TARGET", requires = "transfer_at")]
     transfer_to: Option<String>,
+    /// When to transfer, in seconds after the answer.
     #[arg(long, value_name = "SECS")]
     transfer_at: Option<f64>,
     /// Call without registering first (e.g. straight to another phone).
