@@ -464,18 +464,11 @@ struct Devices {
     outputs: Vec<String>,
 }
 
-/// Audio devices the system offers (cpal, through rodio).
+/// Audio devices the system offers (hark-phone's cpal backend).
 #[tauri::command]
 fn audio_devices() -> Devices {
-    use rodio::cpal::traits::{DeviceTrait, HostTrait};
-    let host = rodio::cpal::default_host();
-    let names = |it: Option<Vec<rodio::cpal::Device>>| -> Vec<String> {
-        it.unwrap_or_default().iter().filter_map(|d| d.name().ok()).collect()
-    };
-    Devices {
-        inputs: names(host.input_devices().ok().map(|d| d.collect())),
-        outputs: names(host.output_devices().ok().map(|d| d.collect())),
-    }
+    let (inputs, outputs) = hark_phone::audio::device::list_devices().unwrap_or_default();
+    Devices { inputs, outputs }
 }
 
 #[tauri::command]

@@ -149,6 +149,26 @@ pub fn control_mode(name: &str) -> ControlMode {
     }
 }
 
+/// The microphone and speaker from Settings: "" is the system's default device, "none"
+/// the silent null device (also when HARK_AUDIO=null, as in tests, or when the system has
+/// no such device).
+pub fn audio_devices(settings: &Settings) -> (SourceConfig, SinkConfig) {
+    if std::env::var("HARK_AUDIO").as_deref() == Ok("null") {
+        return (SourceConfig::Null, SinkConfig::Null);
+    }
+    let (inputs, outputs) = hark_phone::audio::device::list_devices().unwrap_or_default();
+    let pick = |wanted: &str, have: &[String]| -> Option<Option<String>> {
+        match wanted {
+            "none" => None,
+            "" => (!have.is_empty()).then_some(None),
+            name => have.iter().any(|h| h == name).then(|| Some(name.to_owned())),
+        }
+    };
+    let source = pick(&settings.input_device, &inputs).map(SourceConfig::Device).unwrap_or(SourceConfig::Null);
+    let sink = pick(&settings.output_device, &outputs).map(SinkConfig::Device).unwrap_or(SinkConfig::Null);
+    (source, sink)
+}
+
 pub async fn start(target: Target, settings: &Settings, shared: Arc<Shared>) -> Result<Runner, String> {
     let mut phone = PhoneConfig::new(Account {
         server: target.server,
@@ -164,10 +184,11 @@ pub async fn start(target: Target, settings: &Settings, shared: Arc<Shared>) -> 
     if local_recording.is_some() {
         std::fs::create_dir_all(&shared.local_dir).map_err(|e| format!("cannot create {}: {e}", shared.local_dir.display()))?;
     }
+    let (source, sink) = audio_devices(settings);
     let cfg = DriverConfig {
         phone,
         listen: target.listen,
-        audio: AudioConfig { source: SourceConfig::Null, sink: SinkConfig::Null, local_recording },
+        audio: AudioConfig { source, sink, local_recording },
         rtp_ports: None,
     };
     let handle = driver::start(cfg).await.map_err(|e| format!("cannot open the phone's SIP socket on {}: {e}", target.listen))?;

@@ -284,6 +284,7 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
         .env("DISPLAY", &display)
         .env("HARK_DESKTOP_DATA", data.path())
         .env("HARK_SIP", "127.0.0.1:0")
+        .env("HARK_AUDIO", "null")
         .env("HARK_EXIT_ON_CLOSE", "1")
         .env("HOME", data.path())
         .env_remove("WAYLAND_DISPLAY");
