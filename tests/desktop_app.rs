@@ -400,4 +400,21 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
     wd.click("[data-testid=settings-save]");
     wd.wait_js("return document.querySelector('[data-testid=registration]')?.dataset.state === 'registered'", "registration after the fix");
     drop(held);
+
+    // Bad input: an account on another PBX with the wrong password says so.
+    let other = hark_e2e::pbx::Pbx::builder().user("201", "right-pw").start();
+    wd.click("[data-testid=mode-account]");
+    wd.type_into("[data-testid=acct-server]", &other.sip_udp.to_string());
+    wd.type_into("[data-testid=acct-user]", "201");
+    wd.type_into("[data-testid=acct-password]", "wrong-pw");
+    wd.click("[data-testid=settings-save]");
+    let shown = wd.wait_js(
+        "const e = document.querySelector('[data-testid=registration]'); return e && e.dataset.state === 'failed' ? e.innerText : null",
+        "the wrong-password message",
+    );
+    assert!(shown.as_str().unwrap().contains("wrong user or password"), "{shown}");
+    // And the right one registers.
+    wd.type_into("[data-testid=acct-password]", "right-pw");
+    wd.click("[data-testid=settings-save]");
+    wd.wait_js("return document.querySelector('[data-testid=registration]')?.dataset.state === 'registered'", "registration with the right password");
 }
