@@ -215,6 +215,27 @@ fn an_outgoing_call_answers_407_acks_the_200_and_reads_the_session() {
     let bye = h.one(rsip::Method::Bye);
     h.deliver(reply(&bye, 200, &[]));
     assert_eq!(h.events(), vec![PhoneEvent::Ended { call, reason: EndReason::LocalHangup }]);
+    // Once its transactions are over, the ended call is forgotten.
+    assert_eq!(h.phone.call_count(), 1);
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.phone.call_count(), 0);
+}
+
+#[test]
+fn early_media_in_a_183_starts_the_media_before_the_answer() {
+    let mut h = Harness::new(ControlMode::InDialog, false);
+    let call = h.phone.handle_command(h.now, Command::Dial { target: "102".into(), rtp_port: 40000 }).unwrap().unwrap();
+    let invite = h.one(rsip::Method::Invite);
+    let sdp = "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20010 RTP/AVP 8\r\n";
+    let mut progress = reply(&invite, 183, &[("Content-Type", "application/sdp")]);
+    progress.body = sdp.as_bytes().to_vec();
+    h.deliver(progress);
+    let events = h.events();
+    assert!(events.contains(&PhoneEvent::Ringing { call, code: 183 }), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, PhoneEvent::Media { params, .. } if params.payload_type == 8 && params.remote == Some("127.0.0.1:20010".parse().unwrap()))),
+        "{events:?}"
+    );
 }
 
 #[test]

@@ -139,6 +139,28 @@ impl Phone {
         self.drain_tx_events(now);
         self.reg_timeout(now);
         self.retransmit_2xx(now);
+        self.prune();
+    }
+
+    /// Forgets finished transactions, and ended calls none of them still serves (a
+    /// long-running phone keeps no history here; its owner keeps what it wants).
+    fn prune(&mut self) {
+        let tx = &self.tx;
+        self.purposes.retain(|id, _| tx.client_state(id).is_some());
+        let purposes = &self.purposes;
+        self.calls.retain(|handle, call| {
+            call.is_live()
+                || purposes.values().any(|p| match p {
+                    TxPurpose::Invite(h) | TxPurpose::Cancel(h) | TxPurpose::InDialog(h) => h == handle,
+                    TxPurpose::ControlMessage { call, .. } => call == handle,
+                    TxPurpose::Register => false,
+                })
+        });
+    }
+
+    /// Calls the engine still holds (live ones, and ended ones with transactions left).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
     }
 
     /// The driver could not deliver to `peer`.

@@ -73,6 +73,10 @@ impl Phone {
             101..=199 => {
                 if call.state == CallState::Calling {
                     self.events.push_back(PhoneEvent::Ringing { call: handle, code });
+                    // Early media (a 183 with SDP): play the ringback or announcement.
+                    if !resp.body.is_empty() {
+                        self.apply_remote_answer(handle, &resp.body);
+                    }
                 }
             }
             200..=299 => self.on_invite_2xx(now, handle, resp),
