@@ -327,6 +327,9 @@ fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
         PhoneEvent::TransferResult { call, ok, reason } => {
             progress(&format!("transfer {call} ok={ok} reason=\"{reason}\""))
         }
+        PhoneEvent::TransferRequested { call, target } => {
+            progress(&format!("transfer-requested {call} target={target}"))
+        }
         PhoneEvent::Ended { call, reason } => progress(&format!("ended {call} reason=\"{reason}\"")),
         PhoneEvent::MediaError { call, reason } => {
             progress(&format!("media-error {call} reason=\"{reason}\""));
@@ -403,16 +406,17 @@ async fn finish(mut phone: PhoneHandle, call: Option<CallHandle>, up: bool, regi
 }
 
 /// Runs an answered call until --duration, the remote's hangup, or Ctrl-C; with the
-/// pause/resume schedule. Returns whether the call is still up.
+/// pause/resume schedule. A transfer the peer asks for is followed: the call goes on
+/// with the transfer target. Returns whether the call is still up, and which call it is.
 async fn in_call(
     phone: &mut PhoneHandle,
-    call: CallHandle,
+    mut call: CallHandle,
     media: &MediaArgs,
     pause_at: Option<f64>,
     resume_at: Option<f64>,
     transfer: Option<(&str, f64)>,
     outcome: &mut Outcome,
-) -> bool {
+) -> (bool, CallHandle) {
     let duration = media.duration;
     let answered = Instant::now();
     let mut schedule: Vec<(Instant, DriverCommand)> = Vec::new();
@@ -444,26 +448,38 @@ async fn in_call(
                 Ok(Some(ev)) => {
                     report(&ev, outcome);
                     match ev {
-                        PhoneEvent::Ended { call: c, .. } if c == call => return false,
+                        PhoneEvent::Ended { call: c, .. } if c == call => return (false, call),
                         // The transferee went on to the target: our part is done.
-                        PhoneEvent::TransferResult { call: c, ok: true, .. } if c == call => return true,
+                        PhoneEvent::TransferResult { call: c, ok: true, .. } if c == call => return (true, call),
+                        PhoneEvent::TransferRequested { call: c, .. } if c == call => {
+                            let (reply, rx) = tokio::sync::oneshot::channel();
+                            phone.send(DriverCommand::AcceptTransfer { call, reply });
+                            match rx.await {
+                                Ok(Ok(new)) => {
+                                    progress(&format!("transferring {call} to={new}"));
+                                    call = new;
+                                }
+                                Ok(Err(e)) => outcome.failures.push(format!("transfer not followed: {e}")),
+                                Err(_) => return (false, call),
+                            }
+                        }
                         PhoneEvent::TransferResult { call: c, ok: false, reason } if c == call => {
                             outcome.failures.push(format!("transfer failed: {reason}"));
                         }
                         _ => {}
                     }
                 }
-                Ok(None) => return false,
+                Ok(None) => return (false, call),
                 Err(_) => {
                     if next_at >= end {
-                        return true;
+                        return (true, call);
                     }
                     if let Some((_, cmd)) = schedule.next() {
                         phone.send(cmd);
                     }
                 }
             },
-            _ = tokio::signal::ctrl_c() => return true,
+            _ = tokio::signal::ctrl_c() => return (true, call),
         }
     }
 }
@@ -508,7 +524,7 @@ async fn call(a: CallArgs) -> CliResult {
         return Err(message.into());
     }
     let transfer = a.transfer_to.as_deref().zip(a.transfer_at);
-    let up = in_call(&mut phone, handle, &a.media, a.pause_at, a.resume_at, transfer, &mut outcome).await;
+    let (up, handle) = in_call(&mut phone, handle, &a.media, a.pause_at, a.resume_at, transfer, &mut outcome).await;
     finish(phone, Some(handle), up, registered, &mut outcome).await;
     exit_status(outcome)
 }
@@ -565,7 +581,7 @@ async fn answer(a: AnswerArgs) -> CliResult {
         finish(phone, Some(handle), false, true, &mut outcome).await;
         return Err(f.into());
     }
-    let up = in_call(&mut phone, handle, &a.media, None, None, None, &mut outcome).await;
+    let (up, handle) = in_call(&mut phone, handle, &a.media, None, None, None, &mut outcome).await;
     finish(phone, Some(handle), up, true, &mut outcome).await;
     exit_status(outcome)
 }

@@ -47,6 +47,8 @@ pub enum Pending {
     ControlMessage { op: Operation, request: Request, auth_tries: u32 },
     Info,
     Refer,
+    /// A NOTIFY reporting a transfer's progress (RFC 3515 §2.4.4).
+    Notify,
 }
 
 pub struct Call {
@@ -85,6 +87,10 @@ pub struct Call {
     /// DTMF digits still to go by SIP INFO, one transaction at a time.
     pub info_digits: VecDeque<char>,
     pub info_in_flight: bool,
+    /// The peer asked us (REFER) to call this URI; waiting for the owner to accept.
+    pub transfer_request: Option<String>,
+    /// This call follows a REFER received in that call: its outcome is NOTIFYed there.
+    pub transfer_of: Option<CallHandle>,
 }
 
 impl Call {
@@ -119,6 +125,8 @@ impl Call {
             pending: Vec::new(),
             info_digits: VecDeque::new(),
             info_in_flight: false,
+            transfer_request: None,
+            transfer_of: None,
         }
     }
 

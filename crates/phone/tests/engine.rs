@@ -389,3 +389,44 @@ fn attended_transfer_refers_with_replaces_and_an_incoming_replaces_names_the_cal
         "{events:?}"
     );
 }
+
+#[test]
+fn a_refer_from_the_peer_is_accepted_followed_and_its_outcome_notified() {
+    let mut h = Harness::new(ControlMode::InDialog, false);
+    let (call, invite) = established_call(&mut h);
+    h.events();
+    let our_tag = invite.from_tag().unwrap().unwrap();
+    let refer = format!(
+        "REFER sip:101@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP {SERVER};branch=z9hG4bKref1\r\nMax-Forwards: 70\r\n\
+         From: <sip:102@pbx.test>;tag=srv\r\nTo: <sip:101@pbx.test>;tag={our_tag}\r\nCall-ID: {}\r\nCSeq: 9 REFER\r\n\
+         Contact: <sip:pbx@{SERVER}>\r\nRefer-To: <sip:103@pbx.test>\r\nContent-Length: 0\r\n\r\n",
+        invite.call_id().unwrap()
+    );
+    h.phone.handle_input(h.now, Peer::udp(server()), refer.as_bytes());
+    let sent = h.sent();
+    assert!(sent.iter().any(|m| matches!(m, SipMessage::Response(r) if r.status_code.code() == 202)));
+    let trying = sent
+        .iter()
+        .find_map(|m| match m {
+            SipMessage::Request(r) if r.method == rsip::Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a NOTIFY 100 Trying");
+    assert_eq!(String::from_utf8_lossy(&trying.body), "SIP/2.0 100 Trying\r\n");
+    assert!(h.events().contains(&PhoneEvent::TransferRequested { call, target: "sip:103@pbx.test".into() }));
+    h.deliver(reply(&trying, 200, &[]));
+
+    let new = h.phone.handle_command(h.now, Command::AcceptTransfer { call, rtp_port: 40002 }).unwrap().unwrap();
+    assert_ne!(new, call);
+    let invite2 = h.one(rsip::Method::Invite);
+    assert_eq!(invite2.uri.to_string(), "sip:103@pbx.test");
+    let mut ok = reply(&invite2, 200, &[("Contact", "<sip:pbx@127.0.0.1:5060>"), ("Content-Type", "application/sdp")]);
+    ok.body = b"v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20020 RTP/AVP 0\r\n".to_vec();
+    h.deliver(ok);
+    let notify = h.one(rsip::Method::Notify);
+    assert_eq!(String::from_utf8_lossy(&notify.body), "SIP/2.0 200 OK\r\n");
+    assert_eq!(notify.call_id().unwrap(), invite.call_id().unwrap(), "the NOTIFY goes in the referring dialog");
+    let wire = String::from_utf8(hark_sip::encode(&notify.into())).unwrap();
+    assert!(wire.contains("\r\nSubscription-State: terminated;reason=noresource\r\n"), "{wire}");
+    assert!(wire.contains("\r\nEvent: refer\r\n"), "{wire}");
+}

@@ -46,6 +46,8 @@ pub enum DriverCommand {
     ResumeRecording { call: CallHandle },
     BlindTransfer { call: CallHandle, target: String },
     AttendedTransfer { call: CallHandle, target: CallHandle },
+    /// Follow the transfer the peer of `call` asked for (after `TransferRequested`).
+    AcceptTransfer { call: CallHandle, reply: oneshot::Sender<Result<CallHandle, PhoneError>> },
     Unregister,
     /// Stops every call's media (files finalized) and ends the driver.
     Shutdown,
@@ -189,6 +191,20 @@ impl Driver {
                         let r = self.phone.handle_command(now, Command::Dial { target, rtp_port: port });
                         if let Ok(Some(call)) = &r {
                             self.sockets.insert(*call, socket);
+                        }
+                        r.map(|c| c.unwrap_or(CallHandle(0)))
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+                return;
+            }
+            DriverCommand::AcceptTransfer { call, reply } => {
+                let r = match self.bind_rtp().await {
+                    Ok((socket, port)) => {
+                        let r = self.phone.handle_command(now, Command::AcceptTransfer { call, rtp_port: port });
+                        if let Ok(Some(new)) = &r {
+                            self.sockets.insert(*new, socket);
                         }
                         r.map(|c| c.unwrap_or(CallHandle(0)))
                     }

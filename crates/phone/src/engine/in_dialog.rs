@@ -55,6 +55,7 @@ impl Phone {
                     }
                 }
             }
+            Method::Refer => self.on_refer(now, handle, id, &req),
             _ => self.reply(now, &id, &req, 501, "Not Implemented"),
         }
     }
@@ -351,6 +352,7 @@ impl Phone {
             }
             // Accepted: the outcome comes in the peer's NOTIFYs (message/sipfrag).
             Pending::Refer if (200..300).contains(&code) => {}
+            Pending::Notify => {}
             Pending::Refer => {
                 self.events.push_back(PhoneEvent::TransferResult {
                     call: handle,
@@ -377,6 +379,7 @@ impl Phone {
                 self.next_info_digit(now, handle);
             }
             Pending::ReInvite { .. } => tracing::warn!(call = %handle, "re-INVITE got no answer"),
+            Pending::Notify => {}
             Pending::Refer => self.events.push_back(PhoneEvent::TransferResult {
                 call: handle,
                 ok: false,

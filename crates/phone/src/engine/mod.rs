@@ -12,6 +12,7 @@ mod in_dialog;
 mod incoming;
 mod outgoing;
 mod register;
+mod transferee;
 
 use crate::call::{Call, CallState};
 use crate::config::PhoneConfig;
@@ -56,6 +57,9 @@ pub enum Command {
     BlindTransfer { call: CallHandle, target: String },
     /// Transfer the peer of `call` to the peer of `target` (both ours, established).
     AttendedTransfer { call: CallHandle, target: CallHandle },
+    /// Follow the transfer the peer of `call` asked for: call its target (media on
+    /// `rtp_port`); returns the new call.
+    AcceptTransfer { call: CallHandle, rtp_port: u16 },
     Unregister,
 }
 
@@ -187,6 +191,7 @@ impl Phone {
     pub fn handle_command(&mut self, now: Instant, cmd: Command) -> Result<Option<CallHandle>, PhoneError> {
         match cmd {
             Command::Dial { target, rtp_port } => return self.dial(now, &target, rtp_port).map(Some),
+            Command::AcceptTransfer { call, rtp_port } => return self.accept_transfer(now, call, rtp_port).map(Some),
             Command::Answer { call, rtp_port } => self.answer(now, call, rtp_port)?,
             Command::Reject { call, code } => self.reject(now, call, code)?,
             Command::Hangup { call } => self.hangup(now, call)?,

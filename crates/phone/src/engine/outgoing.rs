@@ -35,6 +35,17 @@ impl Phone {
 
     /// Places a call; media will use `rtp_port` on the media address.
     pub fn dial(&mut self, now: Instant, target: &str, rtp_port: u16) -> Result<CallHandle, PhoneError> {
+        self.dial_with(now, target, rtp_port, None)
+    }
+
+    /// Places a call, with a Replaces header (RFC 3891) when it takes over a dialog.
+    pub(super) fn dial_with(
+        &mut self,
+        now: Instant,
+        target: &str,
+        rtp_port: u16,
+        replaces: Option<&str>,
+    ) -> Result<CallHandle, PhoneError> {
         let uri = self.target_uri(target)?;
         let handle = self.new_handle();
         let mut call = Call::new(handle, Direction::Outgoing, CallId::random(), Tag::random(), self.server_peer(), rtp_port);
@@ -48,6 +59,9 @@ impl Phone {
             true,
         );
         req.headers.push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+        if let Some(r) = replaces {
+            req.headers.push(Header::Other("Replaces".into(), r.to_owned()));
+        }
         let offer = LocalSdp {
             config: &self.config,
             ip: self.media_ip,
@@ -110,12 +124,14 @@ impl Phone {
                 } else {
                     EndReason::Rejected { code, reason: reason_of(&resp) }
                 };
+                self.report_transfer_outcome(now, handle, code, &reason_of(&resp));
                 self.end_call(handle, reason);
             }
         }
     }
 
     fn on_invite_2xx(&mut self, now: Instant, handle: CallHandle, resp: Response) {
+        self.report_transfer_outcome(now, handle, 200, "OK");
         let transport = self.config.account.transport;
         let local = self.local;
         let Some(call) = self.calls.get_mut(&handle) else { return };
