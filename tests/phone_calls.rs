@@ -298,3 +298,28 @@ fn phones_register_and_call_over_tcp() {
     assert!(pbx.logs().contains("<<< from TCP:"), "signalling must use TCP\n{}", ctx());
     assert_hears(&heard, CALLER_HZ, CALLEE_HZ, 3.0, "the callee", ctx);
 }
+
+#[test]
+fn a_pause_that_cannot_be_sent_is_reported_with_its_reason_and_fails_the_exit() {
+    // Straight to baresip: no PBX, so no X-Session-Id to name in the out-of-dialog JSON.
+    let tones = Tones::new();
+    let b = baresip_callee(None, tones.callee());
+    let server = format!("127.0.0.1:{}", b.sip_port).parse().unwrap();
+    let mut caller = Phone::call(
+        account_args(server, "101", "unused", "127.0.0.1"),
+        &b.direct_uri(),
+        &["--no-register", "--duration", "3", "--pause-at", "1", "--control", "out-of-dialog"],
+    );
+    let status = caller.wait_exit(EXIT);
+    let ctx = || format!("{}\n{}", caller.report(), b.report());
+    assert!(!status.success(), "a failed pause must fail the exit\n{}", ctx());
+    let failed = caller.events().into_iter().find(|e| e.starts_with("control-failed")).unwrap_or_default();
+    assert!(
+        failed.contains("op=pause-audio-recording") && failed.contains("via=out-of-dialog") && failed.contains("X-Session-Id"),
+        "{failed}\n{}",
+        ctx()
+    );
+    assert!(!caller.events().iter().any(|e| e.contains("state=audio;paused")), "the state must not change\n{}", ctx());
+    let error = caller.stderr().lines().find(|l| l.starts_with("error: ")).map(str::to_owned).unwrap_or_default();
+    assert!(error.contains("pause-audio-recording failed"), "{error}");
+}
