@@ -327,9 +327,6 @@ fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
         PhoneEvent::TransferResult { call, ok, reason } => {
             progress(&format!("transfer {call} ok={ok} reason=\"{reason}\""))
         }
-        PhoneEvent::TransferRequested { call, target } => {
-            progress(&format!("transfer-requested {call} target={target}"))
-        }
         PhoneEvent::Ended { call, reason } => progress(&format!("ended {call} reason=\"{reason}\"")),
         PhoneEvent::MediaError { call, reason } => {
             progress(&format!("media-error {call} reason=\"{reason}\""));
@@ -451,17 +448,11 @@ async fn in_call(
                         PhoneEvent::Ended { call: c, .. } if c == call => return (false, call),
                         // The transferee went on to the target: our part is done.
                         PhoneEvent::TransferResult { call: c, ok: true, .. } if c == call => return (true, call),
-                        PhoneEvent::TransferRequested { call: c, .. } if c == call => {
-                            let (reply, rx) = tokio::sync::oneshot::channel();
-                            phone.send(DriverCommand::AcceptTransfer { call, reply });
-                            match rx.await {
-                                Ok(Ok(new)) => {
-                                    progress(&format!("transferring {call} to={new}"));
-                                    call = new;
-                                }
-                                Ok(Err(e)) => outcome.failures.push(format!("transfer not followed: {e}")),
-                                Err(_) => return (false, call),
-                            }
+                        // Asked to transfer (REFER), the phone calls the target itself:
+                        // that new call's answer makes it the one this run follows.
+                        PhoneEvent::Answered { call: c } if c != call => {
+                            progress(&format!("transferred {call} to={c}"));
+                            call = c;
                         }
                         PhoneEvent::TransferResult { call: c, ok: false, reason } if c == call => {
                             outcome.failures.push(format!("transfer failed: {reason}"));

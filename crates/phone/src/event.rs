@@ -132,9 +132,6 @@ pub enum PhoneEvent {
     /// A transfer we asked for (REFER) ended: refused, or the final status the peer
     /// reported in its NOTIFY.
     TransferResult { call: CallHandle, ok: bool, reason: String },
-    /// The peer of `call` asked us to call `target` (a REFER: blind or attended
-    /// transfer). Accept with `Command::AcceptTransfer`; the peer hears how it went.
-    TransferRequested { call: CallHandle, target: String },
     Ended { call: CallHandle, reason: EndReason },
     /// The call's media could not start or failed (audio file, codec, socket).
     MediaError { call: CallHandle, reason: String },

@@ -413,7 +413,7 @@ fn a_refer_from_the_peer_is_accepted_followed_and_its_outcome_notified() {
         })
         .expect("a NOTIFY 100 Trying");
     assert_eq!(String::from_utf8_lossy(&trying.body), "SIP/2.0 100 Trying\r\n");
-    assert!(h.events().contains(&PhoneEvent::TransferRequested { call, target: "sip:103@pbx.test".into() }));
+    assert_eq!(h.phone.poll_transfer_request(), Some((call, "sip:103@pbx.test".to_string())));
     h.deliver(reply(&trying, 200, &[]));
 
     let new = h.phone.handle_command(h.now, Command::AcceptTransfer { call, rtp_port: 40002 }).unwrap().unwrap();

@@ -46,8 +46,6 @@ pub enum DriverCommand {
     ResumeRecording { call: CallHandle },
     BlindTransfer { call: CallHandle, target: String },
     AttendedTransfer { call: CallHandle, target: CallHandle },
-    /// Follow the transfer the peer of `call` asked for (after `TransferRequested`).
-    AcceptTransfer { call: CallHandle, reply: oneshot::Sender<Result<CallHandle, PhoneError>> },
     Unregister,
     /// Stops every call's media (files finalized) and ends the driver.
     Shutdown,
@@ -199,20 +197,6 @@ impl Driver {
                 let _ = reply.send(r);
                 return;
             }
-            DriverCommand::AcceptTransfer { call, reply } => {
-                let r = match self.bind_rtp().await {
-                    Ok((socket, port)) => {
-                        let r = self.phone.handle_command(now, Command::AcceptTransfer { call, rtp_port: port });
-                        if let Ok(Some(new)) = &r {
-                            self.sockets.insert(*new, socket);
-                        }
-                        r.map(|c| c.unwrap_or(CallHandle(0)))
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(r);
-                return;
-            }
             DriverCommand::Answer { call } => match self.bind_rtp().await {
                 Ok((socket, port)) => {
                     self.sockets.insert(call, socket);
@@ -247,6 +231,27 @@ impl Driver {
         }
     }
 
+    /// The peer of `call` asked us (REFER) to call `target`: a phone follows at once.
+    fn follow_transfer(&mut self, call: CallHandle, target: &str) {
+        let bound = std::net::UdpSocket::bind(SocketAddr::new(self.media_ip, 0))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(UdpSocket::from_std);
+        let socket = match bound {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(%call, error = %e, "no RTP socket to follow a transfer"),
+        };
+        let Ok(port) = socket.local_addr().map(|a| a.port()) else { return };
+        let now = std::time::Instant::now();
+        match self.phone.handle_command(now, Command::AcceptTransfer { call, rtp_port: port }) {
+            Ok(Some(new)) => {
+                tracing::info!(%call, %new, target, "following a transfer");
+                self.sockets.insert(new, socket);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%call, error = %e, "transfer not followed"),
+        }
+    }
+
     fn to_media(&self, call: CallHandle, ctl: MediaControl) {
         if let Some(tx) = self.media.get(&call) {
             let _ = tx.send(ctl);
@@ -265,6 +270,10 @@ impl Driver {
                 progressed = true;
                 self.on_event(&ev);
                 let _ = self.events.send(ev);
+            }
+            while let Some((call, target)) = self.phone.poll_transfer_request() {
+                progressed = true;
+                self.follow_transfer(call, &target);
             }
             if !progressed {
                 break;

@@ -75,6 +75,8 @@ pub struct Phone {
     next_call: u64,
     purposes: HashMap<ClientTxId, TxPurpose>,
     events: VecDeque<PhoneEvent>,
+    /// REFERs the peers sent (call, target), for the owner to follow.
+    transfer_requests: VecDeque<(CallHandle, String)>,
     limits: Limits,
 }
 
@@ -94,6 +96,7 @@ impl Phone {
             next_call: 1,
             purposes: HashMap::new(),
             events: VecDeque::new(),
+            transfer_requests: VecDeque::new(),
             limits: Limits::default(),
         };
         if phone.config.register {
@@ -179,6 +182,13 @@ impl Phone {
 
     pub fn poll_event(&mut self) -> Option<PhoneEvent> {
         self.events.pop_front()
+    }
+
+    /// A transfer the peer of a call asked for (REFER): the call and the target to
+    /// call. Follow it with `Command::AcceptTransfer` (the driver does so at once); the
+    /// new call then reports like any other, and the referrer hears how it went.
+    pub fn poll_transfer_request(&mut self) -> Option<(CallHandle, String)> {
+        self.transfer_requests.pop_front()
     }
 
     /// When [`Phone::handle_timeout`] should next run.

@@ -1,12 +1,12 @@
 //! Being transferred (RFC 3515, RFC 5589): the peer's REFER is accepted (202) and
-//! reported to the owner; when the owner follows it, the new call's progress goes back
-//! to the referrer as NOTIFYs with a message/sipfrag body.
+//! queued for the owner (`Phone::poll_transfer_request`); when the owner follows it, the
+//! new call's progress goes back to the referrer as NOTIFYs with a message/sipfrag body.
 
 use super::Phone;
 use super::build::other_header;
 use crate::call::{CallState, Pending};
 use crate::error::PhoneError;
-use crate::event::{CallHandle, PhoneEvent};
+use crate::event::CallHandle;
 use hark_sip::NameAddr;
 use hark_sip::rsip::headers::UntypedHeader;
 use hark_sip::rsip::{Header, Method, Request};
@@ -61,7 +61,7 @@ impl Phone {
             call.transfer_request = Some(target.clone());
         }
         self.notify_transfer(now, handle, 100, "Trying", false);
-        self.events.push_back(PhoneEvent::TransferRequested { call: handle, target });
+        self.transfer_requests.push_back((handle, target));
     }
 
     /// Calls the target the peer of `handle` referred us to.
