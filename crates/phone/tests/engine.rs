@@ -430,3 +430,45 @@ fn a_refer_from_the_peer_is_accepted_followed_and_its_outcome_notified() {
     assert!(wire.contains("\r\nSubscription-State: terminated;reason=noresource\r\n"), "{wire}");
     assert!(wire.contains("\r\nEvent: refer\r\n"), "{wire}");
 }
+
+#[test]
+fn a_delayed_offer_is_answered_with_our_offer_and_media_starts_on_the_ack() {
+    let mut h = Harness::new(ControlMode::InDialog, false);
+    let invite = format!(
+        "INVITE sip:101@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP {SERVER};branch=z9hG4bKlate1\r\nMax-Forwards: 70\r\n\
+         From: <sip:102@pbx.test>;tag=late\r\nTo: <sip:101@pbx.test>\r\nCall-ID: late-1\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:pbx@{SERVER}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    h.phone.handle_input(h.now, Peer::udp(server()), invite.as_bytes());
+    let call = match h.events().first() {
+        Some(PhoneEvent::IncomingCall { call, .. }) => *call,
+        other => panic!("{other:?}"),
+    };
+    h.sent();
+    h.phone.handle_command(h.now, Command::Answer { call, rtp_port: 41002 }).unwrap();
+    let ok = h
+        .sent()
+        .into_iter()
+        .find_map(|m| match m {
+            SipMessage::Response(r) if r.status_code.code() == 200 => Some(r),
+            _ => None,
+        })
+        .expect("a 200");
+    let offer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(offer.contains("m=audio 41002 RTP/AVP 0 8 9 111 101"), "{offer}");
+    assert!(!h.events().iter().any(|e| matches!(e, PhoneEvent::Media { .. })), "no media before the answer");
+    let tag = ok.to_tag().unwrap().unwrap();
+    let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20030 RTP/AVP 8\r\n";
+    let ack = format!(
+        "ACK sip:101@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP {SERVER};branch=z9hG4bKlateack\r\nMax-Forwards: 70\r\n\
+         From: <sip:102@pbx.test>;tag=late\r\nTo: <sip:101@pbx.test>;tag={tag}\r\nCall-ID: late-1\r\nCSeq: 1 ACK\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    h.phone.handle_input(h.now, Peer::udp(server()), ack.as_bytes());
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| matches!(e, PhoneEvent::Media { params, .. } if params.payload_type == 8 && params.remote == Some("127.0.0.1:20030".parse().unwrap()))),
+        "{events:?}"
+    );
+}

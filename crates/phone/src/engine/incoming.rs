@@ -54,18 +54,25 @@ impl Phone {
         if self.calls.values().any(|c| c.is_live() && c.call_id == call_id) {
             return self.reply(now, &id, &req, 482, "Loop Detected");
         }
-        let section = match audio_section(&req.body) {
-            Ok(s) => s,
-            Err(e) => return self.reply(now, &id, &req, 488, &format!("Not Acceptable Here ({e})")),
-        };
-        let chosen = match choose_for_answer(&self.config, &section) {
-            Ok(c) => c,
-            Err(_) => return self.reply(now, &id, &req, 488, "No Common Codec"),
+        // An INVITE without SDP (delayed offer): our 200 makes the offer, its ACK answers.
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            let section = match audio_section(&req.body) {
+                Ok(s) => s,
+                Err(e) => return self.reply(now, &id, &req, 488, &format!("Not Acceptable Here ({e})")),
+            };
+            match choose_for_answer(&self.config, &section) {
+                Ok(c) => Some((c, section)),
+                Err(_) => return self.reply(now, &id, &req, 488, "No Common Codec"),
+            }
         };
         let handle = self.new_handle();
         let mut call = Call::new(handle, Direction::Incoming, call_id, Tag::random(), from, 0);
-        call.chosen = Some(chosen);
-        call.remote_media = Some(section);
+        if let Some((chosen, section)) = offer {
+            call.chosen = Some(chosen);
+            call.remote_media = Some(section);
+        }
         call.server_tx = Some(id);
         let mut ringing = response_to(&req, rsip::StatusCode::Ringing, Some(&call.local_tag));
         ringing.headers.push(Header::Contact(rsip::headers::Contact::new(self.contact_value())));
@@ -118,21 +125,26 @@ impl Phone {
         if call.state != CallState::Ringing || call.direction != Direction::Incoming {
             return Err(PhoneError::WrongState("only a ringing incoming call can be answered"));
         }
-        let (Some(req), Some(id), Some(chosen), Some(section)) =
-            (call.remote_invite.clone(), call.server_tx, call.chosen, call.remote_media.clone())
-        else {
+        let (Some(req), Some(id)) = (call.remote_invite.clone(), call.server_tx) else {
             return Err(PhoneError::WrongState("incomplete incoming call"));
         };
         call.rtp_port = rtp_port;
-        let direction = answer_direction(section.direction, call.local_hold);
-        let body = LocalSdp {
+        let local = LocalSdp {
             config: &self.config,
             ip: media_ip,
             port: rtp_port,
             session_id: call.sdp_session,
             version: call.sdp_version,
-        }
-        .answer(&chosen, direction);
+        };
+        // With the caller's offer: our answer, and media at once. Without: our offer,
+        // and media once the ACK brings the answer.
+        let (body, media) = match (call.chosen, call.remote_media.clone()) {
+            (Some(chosen), Some(section)) => {
+                let direction = answer_direction(section.direction, call.local_hold);
+                (local.answer(&chosen, direction), Some(media_params(&chosen, &section, direction)))
+            }
+            _ => (local.offer(hark_media::sdp::Direction::SendRecv), None),
+        };
         let mut dialog = Dialog::uas(&req, &call.local_tag, contact).map_err(|e| PhoneError::Build(e.to_string()))?;
         dialog.confirm();
         let mut ok = response_to(&req, rsip::StatusCode::OK, Some(&call.local_tag));
@@ -144,10 +156,11 @@ impl Phone {
         call.dialog = Some(dialog);
         call.state = CallState::Confirmed;
         call.uas_2xx = Some(Retransmit { bytes, peer: call.peer, next_at: now + t1, interval: t1, give_up_at: now + timeout });
-        let params = media_params(&chosen, &section, direction);
         self.respond(now, &id, ok);
         self.events.push_back(PhoneEvent::Answered { call: handle });
-        self.events.push_back(PhoneEvent::Media { call: handle, params });
+        if let Some(params) = media {
+            self.events.push_back(PhoneEvent::Media { call: handle, params });
+        }
         Ok(())
     }
 
@@ -170,8 +183,12 @@ impl Phone {
 
     pub(super) fn on_ack(&mut self, req: Request) {
         let (Ok(call_id), Ok(Some(tag))) = (req.call_id(), req.to_tag()) else { return };
-        if let Some(call) = self.calls.values_mut().find(|c| c.call_id == call_id && c.local_tag == tag) {
-            call.uas_2xx = None;
+        let Some(call) = self.calls.values_mut().find(|c| c.call_id == call_id && c.local_tag == tag) else { return };
+        call.uas_2xx = None;
+        // The answer to the offer our 200 made (the INVITE had no SDP).
+        if call.remote_media.is_none() && !req.body.is_empty() {
+            let handle = call.handle;
+            self.apply_remote_answer(handle, &req.body);
         }
     }
 
