@@ -25,11 +25,11 @@ fn s(v: &Value, name: &str) -> String {
 }
 
 fn pause_and_resume_reach_the_pbx_recording(control: &str, source: &str) {
-    pause_and_resume_with(control, source, &[]);
+    pause_and_resume_with(control, source, &[], &[]);
 }
 
-fn pause_and_resume_with(control: &str, source: &str, extra: &[&str]) {
-    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+fn pause_and_resume_with(control: &str, source: &str, extra: &[&str], pbx_args: &[&str]) {
+    let pbx = CallPbx::start(&["101", "102"], 30, pbx_args);
     pbx.admin(&["tenant", "set", "--tenant", "office", "--audio-recording", "on"]);
     let tones = Tones::new();
     let (callee_play, caller_play) = (tones.callee().display().to_string(), tones.caller().display().to_string());
@@ -99,5 +99,11 @@ fn pause_and_resume_by_feature_codes_reach_the_pbx_recording() {
 
 #[test]
 fn pause_and_resume_by_feature_codes_in_sip_info_reach_the_pbx_recording() {
-    pause_and_resume_with("dtmf", "info", &["--dtmf", "info"]);
+    pause_and_resume_with("dtmf", "info", &["--dtmf", "info"], &[]);
+}
+
+#[test]
+fn pause_and_resume_out_of_dialog_with_sha256_digest_only() {
+    // Registration, the INVITE's 407 and the MESSAGE's 407 all answered with SHA-256.
+    pause_and_resume_with("out-of-dialog", "message", &[], &["--digest-algorithms", "SHA-256"]);
 }
