@@ -323,3 +323,16 @@ fn a_pause_that_cannot_be_sent_is_reported_with_its_reason_and_fails_the_exit() 
     let error = caller.stderr().lines().find(|l| l.starts_with("error: ")).map(str::to_owned).unwrap_or_default();
     assert!(error.contains("pause-audio-recording failed"), "{error}");
 }
+
+#[test]
+fn a_rejected_call_fails_the_caller_with_the_callees_status() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let mut callee = Phone::answer(account(&pbx, "102"), &["--reject", "486"]);
+    callee.wait_event("registered", REGISTER);
+    let mut caller = Phone::call(account(&pbx, "101"), "102", &["--duration", "3"]);
+    let line = error_line(&mut caller);
+    assert!(line.contains("call to 102 failed: 486"), "{line}\n{}\n{}", caller.report(), callee.report());
+    callee.assert_success(EXIT);
+    let ended = callee.events().into_iter().find(|e| e.starts_with("ended")).unwrap_or_default();
+    assert!(ended.contains("rejected locally with 486"), "{ended}");
+}

@@ -170,6 +170,9 @@ pub struct AnswerArgs {
     /// How long to wait for a call.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     wait: f64,
+    /// Refuse the call with this status (e.g. 486 busy, 603 decline) instead of answering.
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(400..700))]
+    reject: Option<u16>,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -558,6 +561,17 @@ async fn answer(a: AnswerArgs) -> CliResult {
         finish(phone, None, false, true, &mut outcome).await;
         return Err(format!("no call came within {} s", a.wait).into());
     };
+    if let Some(code) = a.reject {
+        phone.send(DriverCommand::Reject { call: handle, code });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(ev) = next_event(&mut phone, deadline, &mut outcome).await {
+            if matches!(ev, PhoneEvent::Ended { call, .. } if call == handle) {
+                break;
+            }
+        }
+        finish(phone, None, false, true, &mut outcome).await;
+        return exit_status(outcome);
+    }
     phone.send(DriverCommand::Answer { call: handle });
     let deadline = Instant::now() + Duration::from_secs(10);
     let failure = loop {
