@@ -176,18 +176,34 @@ fn sanity_check(call: &Call, path: &Path, name: &str) {
     let mut reader = hound::WavReader::open(path).expect("read back the WAV");
     let spec = reader.spec();
     assert_eq!(spec.channels, 2, "{name}: stereo");
-    assert_eq!(spec.sample_rate, call.codec.sample_rate(), "{name}: file rate");
+    assert_eq!(
+        spec.sample_rate,
+        call.codec.sample_rate(),
+        "{name}: file rate"
+    );
     let want = CALL_SECONDS * u64::from(spec.sample_rate);
     assert!(
         frames.abs_diff(want) <= u64::from(spec.sample_rate) / 10,
         "{name}: {frames} frames for a {CALL_SECONDS} s call"
     );
-    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
-    assert_eq!(samples.len() as u64, 2 * frames, "{name}: header and data agree");
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    assert_eq!(
+        samples.len() as u64,
+        2 * frames,
+        "{name}: header and data agree"
+    );
     // Middle second: both channels hold the tone (RMS well above silence).
     let mid = &samples[samples.len() / 2..samples.len() / 2 + 2 * spec.sample_rate as usize];
     for ch in 0..2 {
-        let energy: f64 = mid.iter().skip(ch).step_by(2).map(|&s| f64::from(s).powi(2)).sum();
+        let energy: f64 = mid
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .map(|&s| f64::from(s).powi(2))
+            .sum();
         let rms = (energy / (mid.len() / 2) as f64).sqrt();
         assert!(rms > 1000.0, "{name}: channel {ch} RMS {rms:.0}");
     }
@@ -222,14 +238,15 @@ fn recording(c: &mut Criterion) {
 fn summary() {
     let args: Vec<String> = std::env::args().collect();
     // Not under `cargo test --benches` / `--list`, nor when a filter left codecs out.
-    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test" || a == "--list")
-    {
+    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test" || a == "--list") {
         return;
     }
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
     let scratch = Scratch::new();
     for (codec, name) in CODECS {
-        if filter.is_some_and(|f| !name.contains(f.as_str()) && !"record_stereo_wav".contains(f.as_str())) {
+        if filter.is_some_and(|f| {
+            !name.contains(f.as_str()) && !"record_stereo_wav".contains(f.as_str())
+        }) {
             continue;
         }
         let call = make_call(codec);
