@@ -236,10 +236,11 @@ fn the_local_recording_is_stereo_mic_left_remote_right_without_the_paused_part()
     let mut callee = Phone::answer(account(&pbx, "102"), &["--play", &callee_play]);
     callee.wait_event("registered", REGISTER);
     let (caller_play, rec) = (tones.caller().display().to_string(), local.display().to_string());
+    let library = tones.out("library.db").display().to_string();
     let mut caller = Phone::call(
         account(&pbx, "101"),
         "102",
-        &["--play", &caller_play, "--record-call", &rec, "--duration", "6", "--pause-at", "2", "--resume-at", "4"],
+        &["--play", &caller_play, "--record-call", &rec, "--duration", "6", "--pause-at", "2", "--resume-at", "4", "--library", &library],
     );
     caller.assert_success(EXIT);
     callee.assert_success(EXIT);
@@ -252,6 +253,40 @@ fn the_local_recording_is_stereo_mic_left_remote_right_without_the_paused_part()
     left.check(2.5, FRACTION).unwrap_or_else(|e| panic!("left (microphone) is not {CALLER_HZ} Hz: {e}\n{}", ctx()));
     let right = hark_e2e::audio::analyse(&channels[1], CALLEE_HZ, CALLER_HZ, SKIP_SECS);
     right.check(2.5, 0.7).unwrap_or_else(|e| panic!("right (remote) is not {CALLEE_HZ} Hz: {e}\n{}", ctx()));
+
+    // The library has the call and the recording with its pause and resume marks.
+    let list = |what: &str| -> serde_json::Value {
+        let out = std::process::Command::new(hark_e2e::hark_bin())
+            .args(["phone", what, "--library", &library, "--json"])
+            .output()
+            .expect("running hark phone");
+        assert!(out.status.success(), "hark phone {what}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("hark phone {what} --json: {e}"))
+    };
+    let history = list("history");
+    let call = &history[0];
+    assert!(
+        history.as_array().map(Vec::len) == Some(1)
+            && call["direction"] == "outgoing"
+            && call["remote"] == "102"
+            && call["answered_at"].is_i64()
+            && call["session_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "history: {history:#}"
+    );
+    let recs = list("recordings");
+    let r = &recs[0];
+    let marks: Vec<(u64, bool)> = r["marks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (m["offset_ms"].as_u64().unwrap_or(0), m["paused"].as_bool().unwrap_or(false)))
+        .collect();
+    let dur = r["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
+    assert!(
+        r["call_id"] == call["id"] && marks.len() == 2 && marks[0].1 && !marks[1].1 && (dur - secs).abs() < 0.2,
+        "the recording in the library (file {secs:.2} s): {recs:#}"
+    );
+    assert!((1.5..=2.6).contains(&(marks[0].0 as f64 / 1000.0)), "the pause mark at about 2 s into the file: {marks:?}");
 }
 
 #[test]

@@ -26,6 +26,29 @@ pub enum PhoneCommand {
     Answer(AnswerArgs),
     /// List the audio devices (for --input-device / --output-device).
     Devices,
+    /// The call history kept by `--library` (newest first).
+    History(LibraryArgs),
+    /// The local recordings kept by `--library` (newest first), with their pause marks.
+    Recordings(RecordingsArgs),
+}
+
+#[derive(Args)]
+pub struct LibraryArgs {
+    /// The library (SQLite) that `hark phone call/answer --library` wrote.
+    #[arg(long, value_name = "DB")]
+    library: PathBuf,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RecordingsArgs {
+    #[command(flatten)]
+    lib: LibraryArgs,
+    /// Only recordings whose remote party or file name contains this.
+    #[arg(long)]
+    search: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,6 +113,10 @@ pub struct MediaArgs {
     /// Record the call locally to this stereo WAV: our microphone left, the remote right.
     #[arg(long, value_name = "WAV")]
     record_call: Option<PathBuf>,
+    /// Keep the call in this history and recordings library (SQLite; created if
+    /// missing): `hark phone history` and `hark phone recordings` read it.
+    #[arg(long, value_name = "DB")]
+    library: Option<PathBuf>,
     /// Hang up this many seconds after the answer (default: wait for the other side).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -197,6 +224,8 @@ pub fn run(cmd: PhoneCommand) -> CliResult {
             PhoneCommand::Call(a) => call(a).await,
             PhoneCommand::Answer(a) => answer(a).await,
             PhoneCommand::Devices => devices(),
+            PhoneCommand::History(a) => history(a),
+            PhoneCommand::Recordings(a) => recordings(a),
         }
     })
 }
@@ -288,6 +317,11 @@ fn config(account: &AccountArgs, media: &MediaArgs, register: bool, control: Con
 #[derive(Default)]
 struct Outcome {
     failures: Vec<String>,
+    /// What the history needs of the call this run followed.
+    started_ms: i64,
+    answered_ms: Option<i64>,
+    session_id: Option<String>,
+    end_reason: Option<String>,
 }
 
 /// Prints an event; returns it for the caller's state machine.
@@ -304,8 +338,14 @@ fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
             replaces.map(|r| format!(" replaces={r}")).unwrap_or_default()
         )),
         PhoneEvent::Ringing { call, code } => progress(&format!("ringing {call} code={code}")),
-        PhoneEvent::Answered { call } => progress(&format!("answered {call}")),
-        PhoneEvent::SessionId { call, session_id } => progress(&format!("session-id {call} id={session_id}")),
+        PhoneEvent::Answered { call } => {
+            outcome.answered_ms.get_or_insert_with(hark_phone::library::now_ms);
+            progress(&format!("answered {call}"))
+        }
+        PhoneEvent::SessionId { call, session_id } => {
+            outcome.session_id.get_or_insert_with(|| session_id.clone());
+            progress(&format!("session-id {call} id={session_id}"))
+        }
         PhoneEvent::RecordingState { call, state } => {
             progress(&format!("recording-state {call} state={state}"))
         }
@@ -330,7 +370,10 @@ fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
         PhoneEvent::TransferResult { call, ok, reason } => {
             progress(&format!("transfer {call} ok={ok} reason=\"{reason}\""))
         }
-        PhoneEvent::Ended { call, reason } => progress(&format!("ended {call} reason=\"{reason}\"")),
+        PhoneEvent::Ended { call, reason } => {
+            outcome.end_reason.get_or_insert_with(|| reason.to_string());
+            progress(&format!("ended {call} reason=\"{reason}\""))
+        }
         PhoneEvent::MediaError { call, reason } => {
             progress(&format!("media-error {call} reason=\"{reason}\""));
             outcome.failures.push(format!("media: {reason}"));
@@ -501,6 +544,7 @@ async fn call(a: CallArgs) -> CliResult {
         }
     };
     progress(&format!("calling {handle} target={}", a.target));
+    outcome.started_ms = hark_phone::library::now_ms();
     let deadline = Instant::now() + secs(a.answer_timeout);
     // A failure, and whether the call is still ringing (then it is cancelled).
     let failure = loop {
@@ -520,6 +564,7 @@ async fn call(a: CallArgs) -> CliResult {
     let transfer = a.transfer_to.as_deref().zip(a.transfer_at);
     let (up, handle) = in_call(&mut phone, handle, &a.media, a.pause_at, a.resume_at, transfer, &mut outcome).await;
     finish(phone, Some(handle), up, registered, &mut outcome).await;
+    keep_in_library(&a.media, true, &a.target, &mut outcome);
     exit_status(outcome)
 }
 
@@ -550,9 +595,14 @@ async fn answer(a: AnswerArgs) -> CliResult {
         return Err(e.into());
     }
     let deadline = Instant::now() + secs(a.wait);
+    let mut remote = String::new();
     let incoming = loop {
         match next_event(&mut phone, deadline, &mut outcome).await {
-            Some(PhoneEvent::IncomingCall { call, .. }) => break Some(call),
+            Some(PhoneEvent::IncomingCall { call, from, .. }) => {
+                remote = from.to_string();
+                outcome.started_ms = hark_phone::library::now_ms();
+                break Some(call);
+            }
             Some(_) => {}
             None => break None,
         }
@@ -588,5 +638,56 @@ async fn answer(a: AnswerArgs) -> CliResult {
     }
     let (up, handle) = in_call(&mut phone, handle, &a.media, None, None, None, &mut outcome).await;
     finish(phone, Some(handle), up, true, &mut outcome).await;
+    keep_in_library(&a.media, false, &remote, &mut outcome);
     exit_status(outcome)
+}
+
+/// Files the call (and its local recording) in `--library`, if given.
+fn keep_in_library(media: &MediaArgs, outgoing: bool, remote: &str, outcome: &mut Outcome) {
+    let Some(db) = &media.library else { return };
+    let result = (|| -> Result<(), hark_phone::library::LibraryError> {
+        let mut lib = hark_phone::library::Library::open(db)?;
+        let reason = outcome.end_reason.clone().unwrap_or_else(|| "hangup".into());
+        let now = hark_phone::library::now_ms();
+        let call = lib.add_call(outgoing, remote, outcome.started_ms, outcome.answered_ms, now, &reason, outcome.session_id.as_deref())?;
+        if let Some(wav) = &media.record_call {
+            let id = lib.import_local(wav, Some(call), remote, outcome.answered_ms.unwrap_or(outcome.started_ms))?;
+            progress(&format!("library call={call} recording={id}"));
+        } else {
+            progress(&format!("library call={call}"));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        outcome.failures.push(format!("could not keep the call in the library: {e}"));
+    }
+}
+
+fn history(a: LibraryArgs) -> CliResult {
+    let lib = hark_phone::library::Library::open(&a.library)?;
+    let calls = lib.history(1000)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&calls)?);
+        return Ok(());
+    }
+    println!("{:<6} {:<9} {:<28} {:<10} {:<9} REASON", "ID", "DIRECTION", "REMOTE", "ANSWERED", "SECONDS");
+    for c in calls {
+        let secs = (c.ended_at - c.answered_at.unwrap_or(c.ended_at)) as f64 / 1000.0;
+        println!("{:<6} {:<9} {:<28} {:<10} {:<9.1} {}", c.id, c.direction, c.remote, if c.answered_at.is_some() { "yes" } else { "no" }, secs, c.end_reason);
+    }
+    Ok(())
+}
+
+fn recordings(a: RecordingsArgs) -> CliResult {
+    let lib = hark_phone::library::Library::open(&a.lib.library)?;
+    let list = lib.recordings(a.search.as_deref())?;
+    if a.lib.json {
+        println!("{}", serde_json::to_string(&list)?);
+        return Ok(());
+    }
+    println!("{:<6} {:<20} {:<10} {:<6} PATH", "ID", "REMOTE", "SECONDS", "MARKS");
+    for r in list {
+        println!("{:<6} {:<20} {:<10.1} {:<6} {}", r.id, r.remote, r.duration_ms as f64 / 1000.0, r.marks.len(), r.path);
+    }
+    Ok(())
 }

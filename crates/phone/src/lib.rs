@@ -19,6 +19,7 @@ pub mod driver;
 mod engine;
 pub mod error;
 pub mod event;
+pub mod library;
 pub mod media;
 pub mod sdp_offer;
 
