@@ -20,6 +20,8 @@ mod engine;
 pub mod error;
 pub mod event;
 pub mod library;
+#[cfg(feature = "cpal")]
+pub mod playback;
 pub mod media;
 pub mod sdp_offer;
 
