@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 /// Tap packets buffered per call: ten seconds of two 20 ms streams.
 pub const TAP_QUEUE: usize = 1024;
+/// Tap packets a recorder task takes per wake-up.
+const TAP_BATCH: usize = 64;
 
 /// What the recorder tasks report, in order, for the recordings writer.
 #[derive(Debug, Clone)]
@@ -315,21 +317,19 @@ impl Job {
             }
         };
         let _ = self.log.send(self.started(&rec, started_at_ms, recorder.rate(), recorder.channels()));
+        // Commands first (rare), then media, the timer last: the timer only fires when no
+        // packet waits, so a task that fell behind under load catches up on its backlog
+        // instead of writing it off as silence. Its clock is then the newest packet's
+        // arrival, not the wall clock.
+        let mut batch: Vec<TapPacket> = Vec::with_capacity(TAP_BATCH);
+        let far = std::time::Duration::from_secs(3600);
+        let sleep = tokio::time::sleep(far);
+        tokio::pin!(sleep);
         let (reason, ended) = loop {
-            let deadline = recorder.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = recorder.poll_timeout();
+            sleep.as_mut().reset(tokio::time::Instant::from_std(deadline.unwrap_or_else(|| Instant::now() + far)));
             tokio::select! {
-                packet = tap.recv() => match packet {
-                    Some(p) if p.kind == PacketKind::Rtp => {
-                        recorder.handle_packet(p.at, p.from_side, &p.data);
-                        let watch = &mut rec.dtmf[if p.from_side == Side::A { 0 } else { 1 }];
-                        if let Some((code, source)) = watch.push(p.at, &p.data) {
-                            let _ = self.codes.send(FeatureCodeSeen { call: self.call, side: p.from_side, code, source });
-                        }
-                    }
-                    Some(_) => {}
-                    // The relay is gone: the call ended.
-                    None => break ("hangup".to_owned(), Ended::CallOver),
-                },
+                biased;
                 cmd = commands.recv() => match cmd {
                     Some(Command::Control { op, source, actor }) => {
                         let now = Instant::now();
@@ -349,7 +349,30 @@ impl Job {
                     }
                     None => break ("shutdown".to_owned(), Ended::CallOver),
                 },
-                _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                n = tap.recv_many(&mut batch, TAP_BATCH) => {
+                    // The relay is gone: the call ended.
+                    if n == 0 {
+                        break ("hangup".to_owned(), Ended::CallOver);
+                    }
+                    let mut newest = None;
+                    for p in batch.drain(..) {
+                        if p.kind != PacketKind::Rtp {
+                            continue;
+                        }
+                        recorder.handle_packet(p.at, p.from_side, &p.data);
+                        newest = Some(p.at);
+                        let watch = &mut rec.dtmf[if p.from_side == Side::A { 0 } else { 1 }];
+                        if let Some((code, source)) = watch.push(p.at, &p.data) {
+                            let _ = self.codes.send(FeatureCodeSeen { call: self.call, side: p.from_side, code, source });
+                        }
+                    }
+                    if let (Some(at), Some(due)) = (newest, recorder.poll_timeout())
+                        && due <= at
+                    {
+                        recorder.handle_timeout(at);
+                    }
+                }
+                () = &mut sleep, if deadline.is_some() => {
                     recorder.handle_timeout(Instant::now());
                 }
             }

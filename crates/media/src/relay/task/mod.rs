@@ -199,6 +199,7 @@ pub fn spawn_relay(
         events: ev_tx,
         tap: options.tap,
         tap_arena: BytesMut::new(),
+        tap_dropped: 0,
     };
     let join = tokio::spawn(worker.run(cmd_rx));
     Ok(RelayHandle {
@@ -219,6 +220,8 @@ struct Worker {
     events: mpsc::Sender<RelayTaskEvent>,
     tap: Option<mpsc::Sender<TapPacket>>,
     tap_arena: BytesMut,
+    /// Copies the tap could not take (its queue was full): audio missing from a recording.
+    tap_dropped: u64,
 }
 
 fn kind_index(kind: PacketKind) -> usize {
@@ -272,6 +275,9 @@ impl Worker {
                 self.drain(slot, &mut buf);
             }
             self.flush_events();
+        }
+        if self.tap_dropped > 0 {
+            tracing::warn!(dropped = self.tap_dropped, "the recording fell behind: packets were left out of it");
         }
         let stats = self.relay.stats();
         let _ = self.events.try_send(RelayTaskEvent::Stopped {
@@ -335,6 +341,7 @@ impl Worker {
     fn tap(&mut self, from_side: Side, kind: PacketKind, at: Instant, packet: &[u8]) {
         let Some(tap) = &self.tap else { return };
         if tap.capacity() == 0 {
+            self.tap_dropped += 1;
             return; // full: drop the copy rather than stall or allocate
         }
         if self.tap_arena.capacity() < packet.len() {
