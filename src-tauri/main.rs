@@ -235,8 +235,17 @@ fn with_pbx(app: &App) -> Res<()> {
 
 // ---- commands: thin calls into the modules above ----
 
+/// When the process started: launch-to-interactive is measured from here.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 #[tauri::command]
 fn app_info(app: State<'_, App>) -> AppInfo {
+    // The UI asks this first, once mounted: from then on it answers clicks.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let ms = STARTED.get().map(|t| t.elapsed().as_millis()).unwrap_or(0);
+        eprintln!("hark-desktop: interactive after {ms} ms");
+    });
     AppInfo {
         mode: app.settings().mode,
         first_launch: *app.first_launch.lock().unwrap(),
@@ -525,6 +534,13 @@ fn setup_tray(app: &tauri::App) -> tauri::Result<()> {
 }
 
 fn main() {
+    STARTED.get_or_init(std::time::Instant::now);
+    // WebKit's accelerated compositing costs ~75 MB in the web process (Mesa, even in
+    // software) for a UI of buttons and lists; off unless HARK_WEBKIT_COMPOSITING=1.
+    if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() && std::env::var_os("HARK_WEBKIT_COMPOSITING").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1") };
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
 
@@ -571,6 +587,10 @@ fn main() {
                 &data,
                 Arc::new(move |snap: &phone::Snapshot| {
                     let _ = emitter.emit("phone-state", snap);
+                    // An incoming call brings the window forward (from the tray too).
+                    if snap.calls.iter().any(|c| c.state == "incoming") {
+                        show_main(&emitter);
+                    }
                 }),
             );
             let shortcut = settings.shortcut.clone();
@@ -598,6 +618,17 @@ fn main() {
                     tracing::warn!(error = %e, shortcut, "the recording shortcut is not available");
                 }
             }
+            // SIGTERM/SIGINT (logout, kill): the same clean quit as the tray's Quit.
+            let on_signal = handle.clone();
+            tauri::async_runtime::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                quit_app(&on_signal);
+            });
             tauri::async_runtime::spawn(async move {
                 handle.state::<App>().boot().await;
             });
