@@ -6,6 +6,7 @@ mod library;
 mod pbx;
 mod phone;
 mod player;
+mod ring;
 mod settings;
 mod single;
 
@@ -583,12 +584,15 @@ fn main() {
         .setup(move |app| {
             let handle = app.handle().clone();
             let emitter = handle.clone();
+            let ringer = ring::Ringer::new();
             let shared = phone::Shared::new(
                 &data,
                 Arc::new(move |snap: &phone::Snapshot| {
                     let _ = emitter.emit("phone-state", snap);
-                    // An incoming call brings the window forward (from the tray too).
-                    if snap.calls.iter().any(|c| c.state == "incoming") {
+                    // An incoming call rings and brings the window forward (from the tray too).
+                    let incoming = snap.calls.iter().any(|c| c.state == "incoming");
+                    ringer.set(incoming);
+                    if incoming {
                         show_main(&emitter);
                     }
                 }),

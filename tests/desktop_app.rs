@@ -288,6 +288,10 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
         .env("HARK_EXIT_ON_CLOSE", "1")
         .env("HOME", data.path())
         .env_remove("WAYLAND_DISPLAY");
+    if std::env::var_os("HARK_SCREENSHOTS").is_some() {
+        // WebKitWebDriver's screenshots need WebKit's compositing, which the app turns off.
+        cmd.env("HARK_WEBKIT_COMPOSITING", "1");
+    }
     let driver = Proc::spawn("tauri-driver", &mut cmd);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let wd = WebDriver::start(addr, &desktop_bin());
@@ -376,6 +380,18 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
     let callee = wd.text("[data-testid=cdr-view] [data-field=callee]");
     assert!(callee.contains("102"), "callee {callee}");
     wd.screenshot("recordings");
+
+    // An incoming call: the phone view comes forward, Answer by clicking; the caller hangs up.
+    let mut caller = Phone::call(account_args(sip, "102", "peer-pw", "hark.local"), "100", &["--duration", "2"]);
+    wd.wait_js("return document.querySelector('[data-testid=call-screen]')?.dataset.callState === 'incoming'", "the incoming call");
+    assert!(wd.text("[data-testid=call-title]").contains("Incoming call from 102"));
+    wd.screenshot("incoming");
+    wd.click("[data-testid=btn-answer]");
+    wd.wait_js("return document.querySelector('[data-testid=call-screen]')?.dataset.callState === 'up'", "the answered call");
+    caller.wait_event("answered", STEP);
+    wd.wait_js("return document.querySelector('[data-testid=last-ended]')?.innerText", "the caller's hangup");
+    caller.wait_exit(STEP);
+    wd.click("[data-testid=nav-recordings]");
 
     // Bad input: a corrupt recording file is a clear message, not a crash.
     std::fs::create_dir_all(data.join("local")).unwrap();
