@@ -30,49 +30,40 @@ pub struct Item {
     pub error: Option<String>,
 }
 
-pub fn local_dir(data: &Path) -> PathBuf {
-    data.join("local")
-}
+pub type Local = std::sync::Mutex<Option<hark_phone::library::Library>>;
 
-fn local_items(data: &Path) -> Vec<Item> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(local_dir(data)) else { return out };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".wav") {
-            continue;
-        }
-        let started_ms = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let (duration_ms, status, error) = match hound::WavReader::open(e.path()) {
-            Ok(r) => (Some(r.duration() as u64 * 1000 / r.spec().sample_rate.max(1) as u64), "completed".to_string(), None),
-            Err(err) => (None, "damaged".to_string(), Some(format!("not a playable WAV file ({err})"))),
-        };
-        let peer = name.trim_end_matches(".wav").split_once('-').map(|(_, p)| p.to_owned()).unwrap_or_default();
-        out.push(Item {
-            id: format!("local-{name}"),
-            source: "local".into(),
-            parties: vec!["me".into(), peer],
-            started_ms,
-            duration_ms,
-            status,
-            markers: Vec::new(),
-            has_cdr: false,
-            file: e.path().display().to_string(),
-            error,
-        });
-    }
-    out
+fn local_items(local: &Local) -> Result<Vec<Item>, String> {
+    let guard = local.lock().unwrap();
+    let Some(lib) = guard.as_ref() else { return Ok(Vec::new()) };
+    Ok(lib
+        .recordings(None)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| {
+            let exists = Path::new(&r.path).is_file();
+            Item {
+                id: format!("local-{}", r.id),
+                source: "local".into(),
+                parties: vec!["me".into(), crate::phone::short_peer(&r.remote)],
+                started_ms: r.started_at,
+                duration_ms: Some(r.duration_ms),
+                status: if exists { "completed".into() } else { "missing".into() },
+                markers: r
+                    .marks
+                    .iter()
+                    .map(|m| Marker { offset_ms: m.offset_ms, event: if m.paused { "pause" } else { "resume" }.into(), source: "local".into() })
+                    .collect(),
+                has_cdr: false,
+                file: r.path.clone(),
+                error: (!exists).then(|| "the file is missing".to_string()),
+            }
+        })
+        .collect())
 }
 
 /// Everything, newest first. The PBX part is left out when the PBX is not set up.
-pub fn list(data: &Path, with_pbx: bool) -> Result<Vec<Item>, String> {
-    let mut items = local_items(data);
+pub fn list(data: &Path, local: &Local, with_pbx: bool) -> Result<Vec<Item>, String> {
+    let mut items = local_items(local)?;
     if with_pbx && pbx::open(data).is_ok() {
         for r in pbx::recordings(data)? {
             let file = pbx::recording_file(data, &r);
@@ -100,41 +91,45 @@ pub fn list(data: &Path, with_pbx: bool) -> Result<Vec<Item>, String> {
 
 pub enum Where {
     Pbx(i64),
-    Local(String),
+    Local(i64),
 }
 
 pub fn parse_id(id: &str) -> Result<Where, String> {
+    let num = |n: &str| n.parse::<i64>().map_err(|_| format!("bad recording id {id}"));
     if let Some(n) = id.strip_prefix("pbx-") {
-        return n.parse().map(Where::Pbx).map_err(|_| format!("bad recording id {id}"));
+        return num(n).map(Where::Pbx);
     }
-    if let Some(name) = id.strip_prefix("local-") {
-        if name.is_empty() || name.contains('/') || name.contains("..") || name.starts_with('.') {
-            return Err(format!("bad recording id {id}"));
-        }
-        return Ok(Where::Local(name.to_owned()));
+    if let Some(n) = id.strip_prefix("local-") {
+        return num(n).map(Where::Local);
     }
     Err(format!("bad recording id {id}"))
 }
 
-pub fn file_of(data: &Path, id: &str) -> Result<PathBuf, String> {
+fn local_entry(local: &Local, n: i64) -> Result<hark_phone::library::LocalRecordingEntry, String> {
+    let guard = local.lock().unwrap();
+    guard.as_ref().ok_or("the local library is not available")?.recording(n).map_err(|e| e.to_string())
+}
+
+pub fn file_of(data: &Path, local: &Local, id: &str) -> Result<PathBuf, String> {
     Ok(match parse_id(id)? {
         Where::Pbx(n) => pbx::recording_file(data, &pbx::recording(data, n)?),
-        Where::Local(name) => local_dir(data).join(name),
+        Where::Local(n) => PathBuf::from(local_entry(local, n)?.path),
     })
 }
 
-pub fn delete(data: &Path, id: &str) -> Result<(), String> {
+pub fn delete(data: &Path, local: &Local, id: &str) -> Result<(), String> {
     match parse_id(id)? {
         Where::Pbx(n) => pbx::delete_recording(data, n),
-        Where::Local(name) => {
-            std::fs::remove_file(local_dir(data).join(&name)).map_err(|e| format!("cannot delete {name}: {e}"))
+        Where::Local(n) => {
+            let mut guard = local.lock().unwrap();
+            guard.as_mut().ok_or("the local library is not available")?.delete_recording(n).map_err(|e| e.to_string())
         }
     }
 }
 
 /// Copies the file to the user's Downloads folder (or DATA/exports); returns the path.
-pub fn export(data: &Path, id: &str) -> Result<String, String> {
-    let src = file_of(data, id)?;
+pub fn export(data: &Path, local: &Local, id: &str) -> Result<String, String> {
+    let src = file_of(data, local, id)?;
     if !src.exists() {
         return Err("the recording's file is missing".into());
     }
@@ -152,26 +147,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_cannot_escape_the_library() {
+    fn ids_name_where_a_recording_lives() {
         assert!(parse_id("local-../../etc/passwd").is_err());
-        assert!(parse_id("local-.hidden.wav").is_err());
         assert!(parse_id("pbx-x").is_err());
         assert!(matches!(parse_id("pbx-12"), Ok(Where::Pbx(12))));
-        assert!(matches!(parse_id("local-1-101.wav"), Ok(Where::Local(_))));
+        assert!(matches!(parse_id("local-3"), Ok(Where::Local(3))));
     }
 
     #[test]
-    fn local_files_are_listed_and_damaged_ones_say_so() {
+    fn local_recordings_come_from_the_phone_library() {
         let d = std::env::temp_dir().join(format!("hark-desktop-lib-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(local_dir(&d)).unwrap();
-        std::fs::write(local_dir(&d).join("1-101.wav"), b"garbage").unwrap();
-        let items = list(&d, true).unwrap();
+        std::fs::create_dir_all(&d).unwrap();
+        let mut lib = hark_phone::library::Library::open(&d.join("phone.db")).unwrap();
+        let wav = d.join("1-101.wav");
+        std::fs::write(&wav, b"garbage").unwrap();
+        let marks = [hark_phone::library::Mark { offset_ms: 500, paused: true }];
+        lib.add_recording(None, &wav, 1, 1000, "sip:101@x", &marks).unwrap();
+        let local: Local = std::sync::Mutex::new(Some(lib));
+        let items = list(&d, &local, true).unwrap();
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].status, "damaged");
         assert_eq!(items[0].parties[1], "101");
-        delete(&d, &items[0].id).unwrap();
-        assert!(list(&d, true).unwrap().is_empty());
+        assert_eq!(items[0].markers[0].event, "pause");
+        assert_eq!(file_of(&d, &local, &items[0].id).unwrap(), wav);
+        delete(&d, &local, &items[0].id).unwrap();
+        assert!(list(&d, &local, true).unwrap().is_empty());
+        assert!(!wav.exists());
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -373,11 +373,11 @@ fn pbx_set_system(app: State<'_, App>, record_between_external_numbers: bool) ->
 
 #[tauri::command]
 fn recordings_list(app: State<'_, App>) -> Res<Vec<library::Item>> {
-    library::list(&app.data, app.settings().mode == Mode::Embedded)
+    library::list(&app.data, &app.shared.library, app.settings().mode == Mode::Embedded)
 }
 #[tauri::command]
 fn recording_waveform(app: State<'_, App>, id: String) -> Res<player::Waveform> {
-    player::waveform(&library::file_of(&app.data, &id)?, 600)
+    player::waveform(&library::file_of(&app.data, &app.shared.library, &id)?, 600)
 }
 #[tauri::command]
 fn recording_cdr(app: State<'_, App>, id: String) -> Res<serde_json::Value> {
@@ -391,19 +391,19 @@ fn recording_cdr(app: State<'_, App>, id: String) -> Res<serde_json::Value> {
 }
 #[tauri::command]
 fn recording_export(app: State<'_, App>, id: String) -> Res<String> {
-    library::export(&app.data, &id)
+    library::export(&app.data, &app.shared.library, &id)
 }
 #[tauri::command]
 fn recording_delete(app: State<'_, App>, id: String) -> Res<()> {
     if app.player.status().id.as_deref() == Some(id.as_str()) {
         app.player.stop();
     }
-    library::delete(&app.data, &id)
+    library::delete(&app.data, &app.shared.library, &id)
 }
 
 #[tauri::command]
 fn player_load(app: State<'_, App>, id: String) -> Res<player::Status> {
-    let path = library::file_of(&app.data, &id)?;
+    let path = library::file_of(&app.data, &app.shared.library, &id)?;
     let w = player::waveform(&path, 1)?;
     app.player.load(&id, &path, w.duration_ms)?;
     Ok(app.player.status())

@@ -83,18 +83,43 @@ pub fn short_peer(uri: &str) -> String {
 
 pub struct Shared {
     pub snapshot: Mutex<Snapshot>,
-    pub history_file: PathBuf,
+    /// hark-phone's library of this machine's calls and local recordings (SQLite).
+    pub library: Mutex<Option<hark_phone::library::Library>>,
+    /// The last call filed in the library: id, peer, start (for its local recording).
+    pub last_call: Mutex<Option<(i64, String, i64)>>,
     pub local_dir: PathBuf,
     pub emit: Emit,
 }
 
+fn history_of(lib: &hark_phone::library::Library) -> Vec<HistoryEntry> {
+    lib.history(200)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| HistoryEntry {
+            direction: c.direction,
+            peer: short_peer(&c.remote),
+            started_ms: c.started_at.max(0) as u64,
+            duration_s: c.answered_at.map(|a| (c.ended_at - a).max(0) as u64 / 1000).unwrap_or(0),
+            answered: c.answered_at.is_some(),
+            reason: c.end_reason,
+        })
+        .collect()
+}
+
 impl Shared {
     pub fn new(data: &std::path::Path, emit: Emit) -> Arc<Shared> {
-        let history_file = data.join("history.json");
-        let history = std::fs::read_to_string(&history_file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let library = match hark_phone::library::Library::open(&data.join("phone.db")) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(error = %e, "no call history or local recordings this time");
+                None
+            }
+        };
+        let history = library.as_ref().map(history_of).unwrap_or_default();
         Arc::new(Shared {
             snapshot: Mutex::new(Snapshot { history, ..Default::default() }),
-            history_file,
+            library: Mutex::new(library),
+            last_call: Mutex::new(None),
             local_dir: data.join("local"),
             emit,
         })
@@ -221,8 +246,8 @@ async fn pump(mut events: mpsc::UnboundedReceiver<PhoneEvent>, shared: Arc<Share
 
 /// Applies one engine event to the snapshot (and pushes it to the UI).
 pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
-    let mut ended: Option<HistoryEntry> = None;
-    let mut finished_local: Option<String> = None;
+    let mut ended: Option<(CallView, EndReason)> = None;
+    let mut finished_local = false;
     shared.update(|s| {
         match ev {
             PhoneEvent::Registered { expires } => {
@@ -327,28 +352,39 @@ pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
                     };
                     s.history.insert(0, e.clone());
                     s.history.truncate(200);
-                    s.last_ended = Some(e.clone());
-                    ended = Some(e);
+                    s.last_ended = Some(e);
+                    ended = Some((c, reason));
                 }
             }
-            PhoneEvent::MediaStopped { call: h, .. } => finished_local = Some(format!("call-{}", h.0)),
+            PhoneEvent::MediaStopped { .. } => finished_local = true,
             PhoneEvent::SendRtpDtmf { .. } | PhoneEvent::DtmfReceived { .. } => {}
         }
     });
-    if ended.is_some() {
-        let history = shared.get().history;
-        if let Ok(text) = serde_json::to_string(&history) {
-            let _ = std::fs::write(&shared.history_file, text);
+    if let Some((c, reason)) = ended {
+        let mut lib = shared.library.lock().unwrap();
+        if let Some(lib) = lib.as_mut() {
+            let now = now_ms() as i64;
+            let text = end_text(&c.peer, &reason);
+            match lib.add_call(c.direction == "outgoing", &c.peer, c.started_ms as i64, c.answered_ms.map(|a| a as i64), now, &text, c.session_id.as_deref()) {
+                Ok(id) => *shared.last_call.lock().unwrap() = Some((id, c.peer.clone(), c.started_ms as i64)),
+                Err(e) => tracing::error!(error = %e, "the call is missing from the history"),
+            }
         }
     }
-    if finished_local.is_some() {
-        // The local recording of the call that just stopped gets its own name.
+    if finished_local {
+        // The local recording of the call that just stopped: its own name, into the library.
         let current = shared.local_dir.join(".current-call.wav");
         if current.exists() {
-            let peer = shared.get().history.first().map(|h| h.peer.clone()).unwrap_or_default();
+            let (call_id, peer, started) = shared.last_call.lock().unwrap().clone().unwrap_or((0, String::new(), now_ms() as i64));
             let safe: String = peer.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '+').collect();
-            let name = format!("{}-{}.wav", now_ms(), if safe.is_empty() { "call".into() } else { safe });
-            let _ = std::fs::rename(&current, shared.local_dir.join(name));
+            let name = shared.local_dir.join(format!("{}-{}.wav", now_ms(), if safe.is_empty() { "call".into() } else { safe }));
+            let moved = std::fs::rename(&current, &name).is_ok()
+                && std::fs::rename(hark_phone::library::marks_path(&current), hark_phone::library::marks_path(&name)).is_ok();
+            if moved && let Some(lib) = shared.library.lock().unwrap().as_mut() {
+                if let Err(e) = lib.import_local(&name, (call_id > 0).then_some(call_id), &peer, started) {
+                    tracing::error!(error = %e, "the local recording is not in the library");
+                }
+            }
         }
     }
 }
