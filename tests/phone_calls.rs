@@ -371,3 +371,33 @@ fn a_rejected_call_fails_the_caller_with_the_callees_status() {
     let ended = callee.events().into_iter().find(|e| e.starts_with("ended")).unwrap_or_default();
     assert!(ended.contains("rejected locally with 486"), "{ended}");
 }
+
+/// `hark phone call --transfer-to` through `hark pbx serve`: the caller blind-transfers
+/// the callee to a third phone; the PBX's NOTIFY tells the caller it worked, the callee
+/// and the target talk (tones checked at the target), and the PBX's CDR lists the target.
+#[test]
+fn a_blind_transfer_through_the_pbx_connects_the_callee_to_the_target() {
+    let pbx = CallPbx::start(&["101", "102", "103"], 30, &[]);
+    let tones = Tones::new();
+    let heard = tones.out("target-heard.wav");
+    let callee_play = tones.callee().display().to_string();
+    let mut callee = Phone::answer(account(&pbx, "102"), &["--play", &callee_play, "--duration", "7"]);
+    callee.wait_event("registered", REGISTER);
+    let heard_s = heard.display().to_string();
+    let mut target = Phone::answer(account(&pbx, "103"), &["--record", &heard_s, "--duration", "4"]);
+    target.wait_event("registered", REGISTER);
+    let mut caller = Phone::call(account(&pbx, "101"), "102", &["--duration", "8", "--transfer-to", "103", "--transfer-at", "1.5"]);
+    let ok = caller.wait_event("transfer", ANSWER);
+    let ctx = |c: &Phone, t: &Phone| format!("{}\n{}\n{}", c.report(), t.report(), pbx.logs());
+    assert!(ok.contains("ok=true"), "the transfer should succeed: {ok}\n{}", ctx(&caller, &target));
+    caller.assert_success(EXIT);
+    target.assert_success(EXIT);
+    callee.assert_success(EXIT);
+    // The target heard the callee's tone.
+    let report = analyse_file(&heard, CALLEE_HZ, CALLER_HZ, SKIP_SECS);
+    report.check(2.0, 0.7).unwrap_or_else(|e| panic!("the transfer target did not hear the callee: {e}\n{}", ctx(&caller, &target)));
+    let cdr = pbx.wait_cdr("the transferred call's CDR", Duration::from_secs(10), |r| {
+        hark_e2e::calls::party_pairs(r, "role", "party").contains(&("transfer-target".into(), "103".into()))
+    });
+    assert_eq!(hark_e2e::calls::field(&cdr, "caller"), "101", "{cdr:#}");
+}
