@@ -390,6 +390,24 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_pbx_starts_holds_its_port_and_stops_cleanly() {
+        let d = tmp("serve");
+        ensure_initialised(&d, "Me").unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let running = start(&d, Some("127.0.0.1:0".parse().unwrap())).await.unwrap();
+            let sip = running.sip;
+            assert!(UdpSocket::bind(sip).is_err(), "the PBX holds {sip}");
+            // The same port again: a clear message, not a crash.
+            let e = start(&d, Some(sip)).await.err().expect("taken");
+            assert!(e.contains("taken"), "{e}");
+            running.stop().await.unwrap();
+            assert!(UdpSocket::bind(sip).is_ok(), "{sip} is free after stop");
+        });
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn a_taken_port_is_a_clear_message_and_auto_moves_on() {
         let held = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = held.local_addr().unwrap();
