@@ -222,6 +222,19 @@ impl App {
     /// Quit: calls end, the phone's and the PBX's recordings are finalized.
     async fn shutdown(&self) {
         self.player.stop();
+        // Hang up every call first (BYE/CANCEL), and give them two seconds to end.
+        let calls: Vec<u64> = self.shared.get().calls.iter().map(|c| c.id).collect();
+        if !calls.is_empty() {
+            if let Some(p) = self.phone.lock().await.as_ref() {
+                for c in &calls {
+                    let _ = p.hangup(*c);
+                }
+            }
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+            while !self.shared.get().calls.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
         self.stop_phone().await;
         let _ = self.stop_pbx().await;
     }

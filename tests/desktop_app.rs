@@ -272,11 +272,18 @@ fn recordings(pbx_dir: &Path) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
-#[test]
-fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
-    let Some((xvfb, tauri_driver, webkit_driver)) = tools() else { return };
-    let data = TempDir::new("desktop");
-    let (_x, display) = start_xvfb(&xvfb);
+/// The app under tauri-driver on its own display, with a fresh data directory.
+struct App {
+    wd: WebDriver,
+    driver: Proc,
+    data: TempDir,
+    _x: Proc,
+}
+
+fn launch(label: &str) -> Option<App> {
+    let (xvfb, tauri_driver, webkit_driver) = tools()?;
+    let data = TempDir::new(label);
+    let (x, display) = start_xvfb(&xvfb);
     let (port, native_port) = (free_tcp_port(), free_tcp_port());
     let mut cmd = Command::new(&tauri_driver);
     cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string(), "--native-driver"])
@@ -295,15 +302,73 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
     let driver = Proc::spawn("tauri-driver", &mut cmd);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let wd = WebDriver::start(addr, &desktop_bin());
-    let fail = |what: &str| format!("{what}\n--- tauri-driver and app:\n{}", driver.report(60));
+    Some(App { wd, driver, data, _x: x })
+}
 
-    // First launch: embedded PBX mode, registered to its own PBX.
+/// Waits for registration to the embedded PBX; returns the PBX's SIP address.
+fn embedded_pbx(wd: &WebDriver) -> SocketAddr {
     wd.wait_js(
         "const e = document.querySelector('[data-testid=registration]'); return e && e.dataset.state === 'registered' ? e.innerText : null",
         "the phone to register to the embedded PBX",
     );
     let badge = wd.text("[data-testid=pbx-badge]");
-    let sip: SocketAddr = badge.trim().trim_start_matches("PBX on ").parse().unwrap_or_else(|_| panic!("{}", fail(&format!("badge: {badge}"))));
+    badge.trim().trim_start_matches("PBX on ").parse().unwrap_or_else(|_| panic!("badge: {badge}"))
+}
+
+fn add_peer(pbx_dir: &Path, ext: &str, password: &str) {
+    let out = Command::new(hark_bin())
+        .args(["pbx", "user", "add", "--data"])
+        .arg(pbx_dir)
+        .args(["--tenant", "office", "--ext", ext, "--password", password])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn quit_during_a_recorded_call_finalizes_the_recording() {
+    let Some(app) = launch("desktop-quit") else { return };
+    let wd = &app.wd;
+    let sip = embedded_pbx(wd);
+    wd.click("[data-testid=nav-pbx]");
+    wd.click("[data-testid=company-audio]");
+    wd.wait_js("return document.querySelector('[data-testid=company-audio]')?.checked", "the company switch");
+    let pbx_dir = app.data.join("pbx");
+    add_peer(&pbx_dir, "103", "peer-pw");
+    let mut peer = Phone::answer(account_args(sip, "103", "peer-pw", "hark.local"), &["--wait", "90"]);
+    peer.wait_event("registered", STEP);
+    wd.click("[data-testid=nav-phone]");
+    wd.type_into("[data-testid=dial-input]", "103");
+    wd.click("[data-testid=dial-button]");
+    wd.wait_js("return document.querySelector('[data-testid=recording-indicator]')?.dataset.recording === 'recording'", "Recording");
+    std::thread::sleep(Duration::from_millis(1500));
+    wd.click("[data-testid=nav-settings]");
+    // Quit: the app hangs up, stops its PBX (which closes the file) and exits; the
+    // WebDriver session goes with it, so the click's answer may be an error.
+    let id = wd.find("[data-testid=quit]");
+    let _ = wd.cmd("POST", &format!("/element/{id}/click"), Some(json!({})));
+    peer.wait_exit(STEP);
+    let deadline = Instant::now() + STEP;
+    loop {
+        let all = recordings(&pbx_dir);
+        if let Some(r) = all.first().filter(|r| r["status"] != "recording" && r["status"] != "paused") {
+            assert!(matches!(r["status"].as_str(), Some("completed" | "stopped")), "{r}");
+            assert!(r["duration_ms"].as_u64().unwrap_or(0) >= 1000, "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the recording was not finalized: {all:?}\n{}", app.driver.report(40));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
+    let Some(app) = launch("desktop") else { return };
+    let (wd, driver, data) = (&app.wd, &app.driver, &app.data);
+    let fail = |what: &str| format!("{what}\n--- tauri-driver and app:\n{}", driver.report(60));
+
+    // First launch: embedded PBX mode, registered to its own PBX.
+    let sip = embedded_pbx(wd);
     wd.screenshot("phone");
 
     // The PBX view: address, switches; turn the company's audio recording on by clicking.
@@ -319,13 +384,7 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
 
     // A peer: extension 102, added with the CLI while the app's PBX runs, answers.
     let pbx_dir = data.join("pbx");
-    let out = Command::new(hark_bin())
-        .args(["pbx", "user", "add", "--data"])
-        .arg(&pbx_dir)
-        .args(["--tenant", "office", "--ext", "102", "--password", "peer-pw"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    add_peer(&pbx_dir, "102", "peer-pw");
     let tone = data.join("tone.wav");
     hark_e2e::audio::write_tone_wav(&tone, 440.0, 20.0, 8000);
     let mut peer = Phone::answer(account_args(sip, "102", "peer-pw", "hark.local"), &["--wait", "90", "--play", tone.to_str().unwrap()]);
