@@ -194,6 +194,9 @@ pub fn audio_devices(settings: &Settings) -> (SourceConfig, SinkConfig) {
     (source, sink)
 }
 
+/// How long registration may go unanswered before the UI says so.
+const NO_ANSWER_SECS: u64 = 5;
+
 pub async fn start(target: Target, settings: &Settings, shared: Arc<Shared>) -> Result<Runner, String> {
     let mut phone = PhoneConfig::new(Account {
         server: target.server,
@@ -228,6 +231,22 @@ pub async fn start(target: Target, settings: &Settings, shared: Arc<Shared>) -> 
         s.calls.clear();
     });
     let driver::PhoneHandle { commands, events, local_sip, task } = handle;
+    // A server that does not answer is said so after a few seconds, not after the
+    // transaction's 32 s timeout; the phone keeps trying and the badge turns green then.
+    let watch = shared.clone();
+    let server = target.server;
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(NO_ANSWER_SECS)).await;
+        let account_now = watch.get().registration.account;
+        if account_now == account {
+            watch.update(|s| {
+                if s.registration.state == "registering" {
+                    s.registration.state = "failed".into();
+                    s.registration.message = format!("no answer from server {server} within {NO_ANSWER_SECS} s (is it running and reachable?); still trying");
+                }
+            });
+        }
+    });
     let pump = tokio::spawn(pump(events, shared, target.server));
     tracing::info!(%local_sip, "phone SIP socket");
     Ok(Runner { commands, task, pump })

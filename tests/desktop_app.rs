@@ -488,7 +488,18 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
         "the wrong-password message",
     );
     assert!(shown.as_str().unwrap().contains("wrong user or password"), "{shown}");
-    // And the right one registers.
+    // An unreachable server says so within seconds.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    wd.type_into("[data-testid=acct-server]", &silent.local_addr().unwrap().to_string());
+    wd.click("[data-testid=settings-save]");
+    let shown = wd.wait_js(
+        "const e = document.querySelector('[data-testid=registration]'); return e && e.dataset.state === 'failed' && e.innerText.includes('no answer') ? e.innerText : null",
+        "the unreachable-server message",
+    );
+    assert!(shown.as_str().unwrap().contains("is it running and reachable?"), "{shown}");
+    drop(silent);
+    // And the right server and password register.
+    wd.type_into("[data-testid=acct-server]", &other.sip_udp.to_string());
     wd.type_into("[data-testid=acct-password]", "right-pw");
     wd.click("[data-testid=settings-save]");
     wd.wait_js("return document.querySelector('[data-testid=registration]')?.dataset.state === 'registered'", "registration with the right password");
