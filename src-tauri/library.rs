@@ -85,7 +85,7 @@ pub fn list(data: &Path, local: &Local, with_pbx: bool) -> Result<Vec<Item>, Str
             });
         }
     }
-    items.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+    items.sort_by_key(|i| std::cmp::Reverse(i.started_ms));
     Ok(items)
 }
 

@@ -203,13 +203,14 @@ impl App {
                     return;
                 }
             }
-            if s.pbx_autostart && self.start_pbx().await.is_ok() {
-                if let Err(e) = self.start_phone().await {
-                    self.shared.update(|snap| {
-                        snap.registration.state = "failed".into();
-                        snap.registration.message = e.clone();
-                    });
-                }
+            if s.pbx_autostart
+                && self.start_pbx().await.is_ok()
+                && let Err(e) = self.start_phone().await
+            {
+                self.shared.update(|snap| {
+                    snap.registration.state = "failed".into();
+                    snap.registration.message = e.clone();
+                });
             }
         } else if let Err(e) = self.start_phone().await {
             self.shared.update(|snap| {

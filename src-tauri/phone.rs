@@ -293,10 +293,10 @@ pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
                 s.calls.push(new_call(call.0, "incoming", short_peer(&from), "incoming"));
             }
             PhoneEvent::Ringing { call: h, .. } => {
-                if let Some(c) = find(&mut s.calls, h) {
-                    if c.state == "calling" {
-                        c.state = "ringing".into();
-                    }
+                if let Some(c) = find(&mut s.calls, h)
+                    && c.state == "calling"
+                {
+                    c.state = "ringing".into();
                 }
             }
             PhoneEvent::Answered { call: h } => {
@@ -351,10 +351,10 @@ pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
                 }
             }
             PhoneEvent::TransferResult { call: h, ok, reason } => {
-                if let Some(c) = find(&mut s.calls, h) {
-                    if !ok {
-                        c.control_error = Some(format!("transfer failed: {reason}"));
-                    }
+                if let Some(c) = find(&mut s.calls, h)
+                    && !ok
+                {
+                    c.control_error = Some(format!("transfer failed: {reason}"));
                 }
             }
             PhoneEvent::Ended { call: h, reason } => {
@@ -399,10 +399,11 @@ pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
             let name = shared.local_dir.join(format!("{}-{}.wav", now_ms(), if safe.is_empty() { "call".into() } else { safe }));
             let moved = std::fs::rename(&current, &name).is_ok()
                 && std::fs::rename(hark_phone::library::marks_path(&current), hark_phone::library::marks_path(&name)).is_ok();
-            if moved && let Some(lib) = shared.library.lock().unwrap().as_mut() {
-                if let Err(e) = lib.import_local(&name, (call_id > 0).then_some(call_id), &peer, started) {
-                    tracing::error!(error = %e, "the local recording is not in the library");
-                }
+            if moved
+                && let Some(lib) = shared.library.lock().unwrap().as_mut()
+                && let Err(e) = lib.import_local(&name, (call_id > 0).then_some(call_id), &peer, started)
+            {
+                tracing::error!(error = %e, "the local recording is not in the library");
             }
         }
     }

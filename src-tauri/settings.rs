@@ -140,8 +140,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hark-desktop-settings-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(Settings::load(&dir).unwrap(), None);
-        let mut s = Settings::default();
-        s.control = "dtmf".into();
+        let s = Settings { control: "dtmf".into(), ..Settings::default() };
         s.save(&dir).unwrap();
         assert_eq!(Settings::load(&dir).unwrap(), Some(s));
         std::fs::write(Settings::path(&dir), "{not json").unwrap();
