@@ -317,12 +317,14 @@ async fn set_recording(app: State<'_, App>, call: u64, pause: bool) -> Res<()> {
     with_phone!(app, |p| p.recording(call, pause, &app.shared))
 }
 #[tauri::command]
-fn set_mute(app: State<'_, App>, call: u64, on: bool) {
+async fn set_mute(app: State<'_, App>, call: u64, on: bool) -> Res<()> {
+    with_phone!(app, |p| p.mute(call, on))?;
     app.shared.update(|s| {
         if let Some(c) = s.calls.iter_mut().find(|c| c.id == call) {
             c.muted = on;
         }
     });
+    Ok(())
 }
 
 #[derive(Serialize)]

@@ -473,6 +473,9 @@ impl Runner {
     pub fn hangup(&self, call: u64) -> Result<(), String> {
         self.send(DriverCommand::Hangup { call: CallHandle(call) })
     }
+    pub fn mute(&self, call: u64, on: bool) -> Result<(), String> {
+        self.send(DriverCommand::Mute { call: CallHandle(call), on })
+    }
     pub fn hold(&self, call: u64, on: bool) -> Result<(), String> {
         let call = CallHandle(call);
         self.send(if on { DriverCommand::Hold { call } } else { DriverCommand::Resume { call } })

@@ -401,3 +401,35 @@ fn a_blind_transfer_through_the_pbx_connects_the_callee_to_the_target() {
     });
     assert_eq!(hark_e2e::calls::field(&cdr, "caller"), "101", "{cdr:#}");
 }
+
+/// Mute: between --mute-at and --unmute-at the other phone hears silence from us (the
+/// call and its RTP go on), before and after it hears our tone.
+#[test]
+fn muting_sends_silence_and_unmuting_brings_the_voice_back() {
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let tones = Tones::new();
+    let heard = tones.out("callee-heard-mute.wav");
+    let heard_s = heard.display().to_string();
+    let mut callee = Phone::answer(account(&pbx, "102"), &["--record", &heard_s]);
+    callee.wait_event("registered", REGISTER);
+    let caller_play = tones.caller().display().to_string();
+    let mut caller = Phone::call(
+        account(&pbx, "101"),
+        "102",
+        &["--play", &caller_play, "--duration", "6", "--mute-at", "2", "--unmute-at", "4"],
+    );
+    caller.assert_success(EXIT);
+    callee.assert_success(EXIT);
+    let pcm = hark_e2e::audio::read_wav(&heard).unwrap_or_else(|e| panic!("{e}"));
+    let ctx = || format!("{}\n{}", caller.report(), callee.report());
+    let part = |from: f64, to: f64| hark_e2e::audio::analyse(&pcm.slice_secs(from, to), CALLER_HZ, CALLEE_HZ, 0.0);
+    part(0.5, 1.8).check(1.0, 0.8).unwrap_or_else(|e| panic!("before the mute: {e}\n{}", ctx()));
+    let muted = part(2.4, 3.6);
+    assert!(
+        muted.count(hark_e2e::audio::Heard::Silence) as f64 >= 0.9 * muted.windows.len() as f64,
+        "while muted the callee should hear silence:\n{}\n{}",
+        muted.describe(),
+        ctx()
+    );
+    part(4.4, 5.6).check(1.0, 0.8).unwrap_or_else(|e| panic!("after the unmute: {e}\n{}", ctx()));
+}

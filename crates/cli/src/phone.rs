@@ -133,6 +133,12 @@ pub struct MediaArgs {
     /// Take the call off hold this many seconds after the answer.
     #[arg(long, value_name = "SECS")]
     unhold_at: Option<f64>,
+    /// Mute our microphone (silence is sent) this many seconds after the answer.
+    #[arg(long, value_name = "SECS")]
+    mute_at: Option<f64>,
+    /// Unmute it this many seconds after the answer.
+    #[arg(long, value_name = "SECS")]
+    unmute_at: Option<f64>,
     /// Send these DTMF digits at --dtmf-at.
     #[arg(long, value_name = "DIGITS", requires = "dtmf_at")]
     send_dtmf: Option<String>,
@@ -468,6 +474,12 @@ async fn in_call(
     }
     if let Some(u) = media.unhold_at {
         schedule.push((answered + secs(u), DriverCommand::Resume { call }));
+    }
+    if let Some(m) = media.mute_at {
+        schedule.push((answered + secs(m), DriverCommand::Mute { call, on: true }));
+    }
+    if let Some(u) = media.unmute_at {
+        schedule.push((answered + secs(u), DriverCommand::Mute { call, on: false }));
     }
     if let Some((target, at)) = transfer {
         schedule.push((answered + secs(at), DriverCommand::BlindTransfer { call, target: target.to_owned() }));

@@ -13,6 +13,7 @@ pub(super) enum MediaControl {
     Update(MediaParams),
     Dtmf { digits: String, payload_type: u8 },
     LocalPaused(bool),
+    Muted(bool),
 }
 
 pub(super) struct MediaTask {
@@ -57,11 +58,15 @@ impl MediaTask {
         let mut mic = vec![0i16; session.frame_len()];
         let mut played = Vec::with_capacity(session.frame_len());
         let mut write_failed = false;
+        let mut muted = false;
         loop {
             tokio::select! {
                 _ = clock.tick() => {
                     mic.resize(session.frame_len(), 0);
                     source.read_frame(&mut mic);
+                    if muted {
+                        mic.fill(0);
+                    }
                     let remote = session.params().remote;
                     for packet in session.send_frame(&mic) {
                         if let Some(to) = remote {
@@ -101,6 +106,7 @@ impl MediaTask {
                             r.set_paused(p);
                         }
                     }
+                    Some(MediaControl::Muted(m)) => muted = m,
                     None => break,
                 },
             }

@@ -41,6 +41,9 @@ pub enum DriverCommand {
     Hold { call: CallHandle },
     Resume { call: CallHandle },
     SendDtmf { call: CallHandle, digits: String },
+    /// Mutes (or unmutes) our microphone on the call: silence is sent (and recorded
+    /// locally) instead; the call and its RTP stream go on.
+    Mute { call: CallHandle, on: bool },
     /// Pauses the PBX's recording (the configured way) and the local recording.
     PauseRecording { call: CallHandle },
     ResumeRecording { call: CallHandle },
@@ -209,6 +212,10 @@ impl Driver {
             DriverCommand::Hold { call } => self.phone.handle_command(now, Command::Hold { call }),
             DriverCommand::Resume { call } => self.phone.handle_command(now, Command::Resume { call }),
             DriverCommand::SendDtmf { call, digits } => self.phone.handle_command(now, Command::SendDtmf { call, digits }),
+            DriverCommand::Mute { call, on } => {
+                self.to_media(call, MediaControl::Muted(on));
+                Ok(None)
+            }
             DriverCommand::PauseRecording { call } => {
                 self.to_media(call, MediaControl::LocalPaused(true));
                 self.phone.handle_command(now, Command::PauseRecording { call })
