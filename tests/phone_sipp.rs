@@ -55,7 +55,7 @@ fn tag_of(value: &str) -> Option<String> {
     value.split(';').find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned))
 }
 
-fn requests<'a>(run: &'a SippRun, method: &str) -> Vec<String> {
+fn requests(run: &SippRun, method: &str) -> Vec<String> {
     run.received().into_iter().filter(|m| m.starts_with(&format!("{method} "))).collect()
 }
 

@@ -292,11 +292,11 @@ impl RtpEndpoint {
                 let ts = (n as u32).wrapping_mul(160);
                 let typed = {
                     let mut k = keys.lock().unwrap_or_else(|p| p.into_inner());
-                    if typing.is_none() {
-                        if let Some((digit, mode)) = k.queue.pop_front() {
-                            k.started.push(Instant::now());
-                            typing = Some(Typing { digit, mode, frame: 0, timestamp: ts });
-                        }
+                    if typing.is_none()
+                        && let Some((digit, mode)) = k.queue.pop_front()
+                    {
+                        k.started.push(Instant::now());
+                        typing = Some(Typing { digit, mode, frame: 0, timestamp: ts });
                     }
                     let out = typing.as_mut().and_then(|t| t.next(seq, ts, ssrc, pt));
                     if out.is_none() {

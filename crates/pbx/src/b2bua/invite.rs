@@ -143,7 +143,7 @@ impl PbxCore {
         let forward = match callee_trunk {
             None => {
                 let f = self.directory.forwarding(&callee);
-                (f.busy.is_some() || f.no_answer.is_some()).then(|| super::call::PendingForward { busy: f.busy, no_answer: f.no_answer })
+                (f.busy.is_some() || f.no_answer.is_some()).then_some(super::call::PendingForward { busy: f.busy, no_answer: f.no_answer })
             }
             Some(_) => None,
         };

@@ -242,7 +242,7 @@ impl PbxCore {
                 }
             }
             headers.push(Header::CSeq(rsip::headers::CSeq::new(format!("{cseq} {method}"))));
-            let req = Request { method: method.clone(), uri: target.clone(), version: rsip::Version::V2, headers, body: vec![] };
+            let req = Request { method, uri: target.clone(), version: rsip::Version::V2, headers, body: vec![] };
             if method == Method::Ack {
                 self.tx.send_stateless(bytes::Bytes::from(encode(&req.into())), peer);
             } else if !again {

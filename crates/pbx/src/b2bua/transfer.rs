@@ -306,7 +306,7 @@ impl PbxCore {
         let (dialog, peer) = call.leg_mut(side);
         let (Some(dialog), Some(peer)) = (dialog, peer) else { return };
         let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
-        let Ok(mut req) = dialog.create_request(method.clone(), via) else { return };
+        let Ok(mut req) = dialog.create_request(method, via) else { return };
         if method == Method::Invite {
             req.headers.push(Header::Contact(rsip::headers::Contact::new(contact)));
         }
