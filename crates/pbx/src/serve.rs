@@ -277,7 +277,15 @@ fn refresh_directory(store: &Store, core: &mut PbxCore, data_version: &mut i64, 
                     return;
                 }
             }
-            match crate::persist::load_directory(store) {
+            // Loading resolves trunk host names (a blocking DNS lookup): on a
+            // multi-threaded runtime the relays and recorders on this worker move to
+            // another while it waits.
+            let load = || crate::persist::load_directory(store);
+            let loaded = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(load),
+                _ => load(),
+            };
+            match loaded {
                 Ok(dir) => {
                     tracing::info!(users = dir.user_count(), "users or settings changed; reloaded");
                     core.set_directory(dir);
