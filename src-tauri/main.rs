@@ -313,6 +313,14 @@ async fn transfer(app: State<'_, App>, call: u64, target: String) -> Res<()> {
     with_phone!(app, |p| p.transfer(call, &target))
 }
 #[tauri::command]
+async fn consult_transfer(app: State<'_, App>, call: u64, target: String) -> Res<u64> {
+    with_phone!(app, |p| p.consult(call, &target, &app.shared).await)
+}
+#[tauri::command]
+async fn complete_transfer(app: State<'_, App>, call: u64) -> Res<()> {
+    with_phone!(app, |p| p.complete_transfer(call, &app.shared))
+}
+#[tauri::command]
 async fn set_recording(app: State<'_, App>, call: u64, pause: bool) -> Res<()> {
     with_phone!(app, |p| p.recording(call, pause, &app.shared))
 }
@@ -676,6 +684,8 @@ fn main() {
             hold,
             dtmf,
             transfer,
+            consult_transfer,
+            complete_transfer,
             set_recording,
             set_mute,
             extensions,

@@ -45,6 +45,8 @@ pub struct CallView {
     pub session_id: Option<String>,
     pub codec: Option<String>,
     pub media_error: Option<String>,
+    /// A consultation call: the call (on hold) it may take over by attended transfer.
+    pub consult_of: Option<u64>,
 }
 
 #[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
@@ -441,6 +443,7 @@ fn new_call(id: u64, direction: &str, peer: String, state: &str) -> CallView {
         session_id: None,
         codec: None,
         media_error: None,
+        consult_of: None,
     }
 }
 
@@ -462,6 +465,30 @@ impl Runner {
             s.calls.push(new_call(h.0, "outgoing", short_peer(target), "calling"));
         });
         Ok(h.0)
+    }
+
+    /// Attended transfer, first step: the call goes on hold and `target` is called to
+    /// consult; returns the consultation call.
+    pub async fn consult(&self, call: u64, target: &str, shared: &Shared) -> Result<u64, String> {
+        if target.trim().is_empty() {
+            return Err("enter the extension to transfer to".into());
+        }
+        self.hold(call, true)?;
+        let consult = self.dial(target, shared).await?;
+        shared.update(|s| {
+            if let Some(c) = s.calls.iter_mut().find(|c| c.id == consult) {
+                c.consult_of = Some(call);
+            }
+        });
+        Ok(consult)
+    }
+
+    /// Attended transfer, second step: the held call's party is joined with the one
+    /// consulted (REFER with Replaces); both calls then end here.
+    pub fn complete_transfer(&self, consult: u64, shared: &Shared) -> Result<(), String> {
+        let held = shared.get().calls.iter().find(|c| c.id == consult).and_then(|c| c.consult_of);
+        let Some(held) = held else { return Err("this call is not a consultation for a transfer".into()) };
+        self.send(DriverCommand::AttendedTransfer { call: CallHandle(held), target: CallHandle(consult) })
     }
 
     pub fn answer(&self, call: u64) -> Result<(), String> {

@@ -504,3 +504,50 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
     wd.click("[data-testid=settings-save]");
     wd.wait_js("return document.querySelector('[data-testid=registration]')?.dataset.state === 'registered'", "registration with the right password");
 }
+
+/// Attended transfer from the app: in a call with 102, Transfer → Consult first with 103
+/// (102 is held), then "Transfer 102 to 103": the PBX joins 102 and 103, the app's two
+/// calls end, and the consulted call's CDR lists 102 as the party the transfer brought in.
+#[test]
+fn attended_transfer_from_the_app_joins_the_two_peers() {
+    let Some(app) = launch("desktop-attended") else { return };
+    let wd = &app.wd;
+    let sip = embedded_pbx(wd);
+    let pbx_dir = app.data.join("pbx");
+    add_peer(&pbx_dir, "102", "peer-102");
+    add_peer(&pbx_dir, "103", "peer-103");
+    // Each peer hangs up 10 s after it answered: that ends the joined call (and writes
+    // its CDR) soon after the transfer.
+    let mut first = Phone::answer(account_args(sip, "102", "peer-102", "hark.local"), &["--wait", "90", "--duration", "10"]);
+    let mut second = Phone::answer(account_args(sip, "103", "peer-103", "hark.local"), &["--wait", "90", "--duration", "10"]);
+    first.wait_event("registered", STEP);
+    second.wait_event("registered", STEP);
+    wd.click("[data-testid=nav-phone]");
+    wd.type_into("[data-testid=dial-input]", "102");
+    wd.click("[data-testid=dial-button]");
+    wd.wait_js("return document.querySelector('[data-testid=call-screen]')?.dataset.callState === 'up'", "the call to 102");
+    wd.click("[data-testid=btn-transfer]");
+    wd.type_into("[data-testid=transfer-input]", "103");
+    wd.click("[data-testid=btn-consult]");
+    wd.wait_js("return document.querySelector('[data-testid=btn-complete-transfer]')?.innerText", "the consultation with 103 to be answered");
+    assert!(wd.text("[data-testid=btn-complete-transfer]").contains("102"), "{}", wd.text("[data-testid=call-screen]"));
+    wd.click("[data-testid=btn-complete-transfer]");
+    wd.wait_js("return !document.querySelector('[data-testid=call-screen]')", "both of the app's calls to end");
+    // 102 and 103 are now in one call through the PBX: its CDR (written when a peer hangs
+    // up) says 102 joined it.
+    let deadline = Instant::now() + STEP;
+    let joined = loop {
+        let out = Command::new(hark_bin()).args(["pbx", "cdr", "list", "--data"]).arg(&pbx_dir).arg("--json").output().unwrap();
+        let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(r) = rows.iter().find(|r| {
+            r["parties"].as_array().into_iter().flatten().any(|p| p["role"] == "transfer-target" && p["party"] == "102")
+        }) {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "no CDR shows 102 joined to 103: {rows:#?}\n{}", app.driver.report(40));
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(joined["callee"], "103", "{joined:#}");
+    first.wait_exit(STEP);
+    second.wait_exit(STEP);
+}

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { activeCall, callTitle, recordingUi, registrationBadge, timer } from "./call";
+import { activeCall, callTitle, consultation, recordingUi, registrationBadge, timer } from "./call";
 import type { CallView } from "./types";
 
 function call(over: Partial<CallView> = {}): CallView {
   return {
     id: 1, direction: "outgoing", peer: "102", state: "up", started_ms: 0, answered_ms: 1_000,
     recording: "recording", pending: null, control_error: null, hold_local: false, hold_remote: false,
-    muted: false, session_id: "s", codec: "Pcmu", media_error: null, ...over,
+    muted: false, session_id: "s", codec: "Pcmu", media_error: null, consult_of: null, ...over,
   };
 }
 
@@ -57,5 +57,16 @@ describe("call screen", () => {
     expect(bad.tone).toBe("bad");
     expect(bad.text).toContain("wrong user or password");
     expect(registrationBadge({ state: "registered", message: "", account: "100@hark.local", server: "" }).text).toBe("100@hark.local — ready");
+  });
+});
+
+describe("attended transfer", () => {
+  it("offers to complete only on an answered consultation whose held call is still up", () => {
+    const held = call({ id: 1, peer: "102", hold_local: true });
+    const consult = call({ id: 2, peer: "103", consult_of: 1 });
+    expect(consultation(consult, [held, consult])?.peer).toBe("102");
+    expect(consultation(call({ id: 2, consult_of: 1, state: "ringing" }), [held])).toBeNull();
+    expect(consultation(consult, [consult])).toBeNull();
+    expect(consultation(held, [held, consult])).toBeNull();
   });
 });

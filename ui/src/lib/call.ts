@@ -54,6 +54,12 @@ export function timer(c: CallView, now: number): string {
   return c.answered_ms === null ? "" : clock(now - c.answered_ms);
 }
 
+/** For a consultation call: the held call it would transfer, when both are up. */
+export function consultation(c: CallView, calls: CallView[]): CallView | null {
+  if (c.consult_of === null || c.state !== "up") return null;
+  return calls.find((o) => o.id === c.consult_of && o.state === "up") ?? null;
+}
+
 /** The call the screen shows: an incoming one first, then the newest. */
 export function activeCall(calls: CallView[]): CallView | null {
   return calls.find((c) => c.state === "incoming") ?? calls[calls.length - 1] ?? null;

@@ -24,6 +24,8 @@ export interface CallView {
   session_id: string | null;
   codec: string | null;
   media_error: string | null;
+  /** A consultation call: the held call it can take over (attended transfer). */
+  consult_of: number | null;
 }
 
 export interface HistoryEntry {
