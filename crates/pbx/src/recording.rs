@@ -310,8 +310,7 @@ impl Job {
             Err(error) => {
                 tracing::error!(path = %rec.path.display(), %error, "cannot create a recording");
                 // The row still records the layout the tenant asked for.
-                let channels = if rec.layout == Layout::Mono { 1 } else { 2 };
-                let _ = self.log.send(self.started(&rec, started_at_ms, 0, channels));
+                let _ = self.log.send(self.started(&rec, started_at_ms, 0, rec.layout.channels()));
                 let _ = self.log.send(RecordingLog::Finished { id: rec.id.clone(), at_ms: started_at_ms, duration_ms: 0, status: "failed", reason: "error".into(), error: Some(error) });
                 return Ended::Stopped;
             }

@@ -195,6 +195,13 @@ pub struct RelayPorts {
     pub streams: Vec<(u16, u16)>,
 }
 
+impl RelayPorts {
+    /// The RTP port of each media section facing `side`: what SDP sent to that side names.
+    pub fn facing(&self, side: LegSide) -> Vec<u16> {
+        self.streams.iter().map(|&(a, b)| if side == LegSide::A { a } else { b }).collect()
+    }
+}
+
 /// What the CDR row will say, filled in as the call goes.
 #[derive(Clone, Debug, Default)]
 pub struct CdrDraft {
@@ -247,21 +254,33 @@ impl Call {
                 // Our first 200 is no longer retransmitted to anyone.
                 self.a_ok = None;
                 self.a_ok_next = None;
-                if let Some(sdp) = sdp {
-                    self.a_offer = sdp;
-                }
             }
             LegSide::B => {
                 self.b_dialog = Some(dialog);
                 self.b_peer = Some(peer);
                 self.callee = party;
-                if let Some(sdp) = sdp {
-                    self.b_answer = sdp;
-                }
             }
+        }
+        if let Some(sdp) = sdp {
+            self.set_sdp(side, sdp);
         }
         self.trunks[side as usize] = trunk;
         self.info_refused[side as usize] = false;
+    }
+
+    /// The media description `side`'s phone gave last (its offer, answer or re-INVITE).
+    pub fn sdp(&self, side: LegSide) -> &[u8] {
+        match side {
+            LegSide::A => &self.a_offer,
+            LegSide::B => &self.b_answer,
+        }
+    }
+
+    pub fn set_sdp(&mut self, side: LegSide, sdp: Vec<u8>) {
+        match side {
+            LegSide::A => self.a_offer = sdp,
+            LegSide::B => self.b_answer = sdp,
+        }
     }
 
     /// Whether one leg's party is reached over a trunk.

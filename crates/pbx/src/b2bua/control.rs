@@ -9,13 +9,12 @@ use crate::core::{CoreEvent, PbxCore};
 use crate::registrar::UserKey;
 use hark_media::relay::Tone;
 use hark_recorder::{ControlSource, Operation};
-use hark_sip::dialog::top_via;
 use hark_sip::rsip::headers::UntypedHeader;
 use hark_sip::rsip::message::HeadersExt;
 use hark_sip::rsip::{self, Header, Method, Request};
 use hark_sip::transaction::ServerTxId;
 use hark_sip::transport::Peer;
-use hark_sip::{Branch, NameAddr, SipHeaders};
+use hark_sip::{NameAddr, SipHeaders};
 use std::time::Instant;
 
 pub(crate) const JSON_TYPE: &str = "application/x-media-control+json";
@@ -150,40 +149,25 @@ impl PbxCore {
         let Some(call) = self.calls.calls.get(&key) else { return };
         // The relay's streams follow the caller's offer; the packets carry the PTs of
         // the side that sends them (normally the same numbers on both sides).
-        let Some((stream, a_formats)) = super::media::audio_stream(&call.a_offer) else { return };
-        let b_formats = super::media::audio_stream(&call.b_answer).map(|s| s.1).unwrap_or_default();
-        let formats = match side {
-            LegSide::A => [b_formats, a_formats].concat(),
-            LegSide::B => [a_formats, b_formats].concat(),
-        };
+        let Some((stream, _)) = super::media::audio_stream(&call.a_offer) else { return };
+        let formats = [side.other(), side]
+            .into_iter()
+            .filter_map(|s| super::media::audio_stream(call.sdp(s)))
+            .flat_map(|(_, formats)| formats)
+            .collect();
         self.events.push_back(CoreEvent::PlayTone { call: key, stream, side, tone, formats });
     }
 
     /// Tells both phones the recording state (a Hark extension; phones that answer 415 or
     /// 469 are not told again).
     pub(crate) fn send_state_info(&mut self, now: Instant, key: CallKey) {
-        let local = self.local;
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.calls.get(&key) else { return };
         let body = call.recording.to_info_json(call.session.as_str());
-        let mut out = Vec::new();
+        let refused = call.info_refused;
         for side in [LegSide::A, LegSide::B] {
-            if call.info_refused[side as usize] {
-                continue;
-            }
-            let (dialog, peer) = call.leg_mut(side);
-            let (Some(dialog), Some(peer)) = (dialog, peer) else { continue };
-            let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
-            let Ok(mut info) = dialog.create_request(Method::Info, via) else { continue };
-            info.headers.push(Header::ContentType(rsip::headers::ContentType::new(JSON_TYPE)));
-            info.body = body.clone();
-            out.push((info, peer, side));
-        }
-        for (info, peer, side) in out {
-            if let Ok(tx) = self.tx.send_request(now, info, peer) {
-                if let Some(call) = self.calls.calls.get_mut(&key) {
-                    call.in_dialog_tx.push((tx, side, None));
-                }
-                self.calls.by_client_tx.insert(tx, key);
+            if !refused[side as usize] {
+                let content_type = vec![Header::ContentType(rsip::headers::ContentType::new(JSON_TYPE))];
+                self.send_own_request(now, key, side, Method::Info, content_type, body.clone());
             }
         }
     }

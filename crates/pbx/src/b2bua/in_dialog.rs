@@ -80,7 +80,7 @@ impl PbxCore {
         let mut content_type = req.headers.iter().find(|h| matches!(h, Header::ContentType(_))).cloned();
         if req.method == Method::Invite && !req.body.is_empty() {
             let Some(ports) = call.relay.clone() else { return };
-            let ports_to: Vec<u16> = ports.streams.iter().map(|(a, b)| if to_side == LegSide::A { *a } else { *b }).collect();
+            let ports_to = ports.facing(to_side);
             match media::reoffer(&req.body, self.local.ip, &ports_to) {
                 Ok(sdp) => body = sdp,
                 Err(reject) => return self.reply(now, &id, &req, reject.code, &reject.reason, vec![]),
@@ -138,6 +138,23 @@ impl PbxCore {
         Some(peer)
     }
 
+    /// An in-dialog request of the PBX's own to `side` (NOTIFY, re-INVITE, state INFO).
+    pub(crate) fn send_own_request(&mut self, now: Instant, key: CallKey, side: LegSide, method: Method, extra: Vec<Header>, body: Vec<u8>) {
+        let local = self.local;
+        let Some(call) = self.calls.calls.get_mut(&key) else { return };
+        let (dialog, peer) = call.leg_mut(side);
+        let (Some(dialog), Some(peer)) = (dialog, peer) else { return };
+        let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
+        // The dialog's request carries our Contact already.
+        let Ok(mut req) = dialog.create_request(method, via) else { return };
+        req.headers.extend(extra);
+        req.body = body;
+        if let Ok(tx) = self.tx.send_request(now, req, peer) {
+            call.in_dialog_tx.push((tx, side, None));
+            self.calls.by_client_tx.insert(tx, key);
+        }
+    }
+
     /// The other leg answered a request we relayed (or a BYE we sent).
     pub(crate) fn on_in_dialog_response(&mut self, now: Instant, key: CallKey, tx: ClientTxId, resp: Response) {
         let code = resp.status_code.code();
@@ -159,10 +176,7 @@ impl PbxCore {
                     && !resp.body.is_empty()
                 {
                     let Some(call) = self.calls.calls.get_mut(&key) else { return };
-                    match answered_side {
-                        LegSide::A => call.a_offer = resp.body.clone(),
-                        LegSide::B => call.b_answer = resp.body.clone(),
-                    }
+                    call.set_sdp(answered_side, resp.body.clone());
                     media::steer_relay(&mut self.events, key, answered_side, &resp.body, peer.addr.ip());
                 }
             } else if matches!(code, 415 | 469) {
@@ -180,7 +194,7 @@ impl PbxCore {
         let mut answer = response_to(&pending.request, status(code, &super::outcome::reason_of(&resp)), None);
         if is_invite && (200..300).contains(&code) && !resp.body.is_empty() {
             let Some(ports) = call.relay.clone() else { return };
-            let ports_back: Vec<u16> = ports.streams.iter().map(|(a, b)| if pending.from_side == LegSide::A { *a } else { *b }).collect();
+            let ports_back = ports.facing(pending.from_side);
             if let Ok(sdp) = media::answer_for_caller(&resp.body, local.ip, &ports_back) {
                 answer.body = sdp;
                 answer.headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));

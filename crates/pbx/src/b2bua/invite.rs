@@ -256,7 +256,7 @@ impl PbxCore {
                 return self.fail_call(now, key, 503, "Service Unavailable (no media ports)", super::HangupBy::Pbx);
             }
         };
-        let b_ports: Vec<u16> = ports.streams.iter().map(|(_, b)| *b).collect();
+        let b_ports = ports.facing(LegSide::B);
         let offer = match media::anchor(&call.a_offer, self.local.ip, &b_ports) {
             Ok(o) => o,
             Err(reject) => return self.fail_call(now, key, reject.code, &reject.reason, super::HangupBy::Pbx),

@@ -46,7 +46,7 @@ impl PbxCore {
         let mut body = Vec::new();
         if !resp.body.is_empty() && !call.forks[fork].early
             && let Some(ports) = &call.relay {
-                let a_ports: Vec<u16> = ports.streams.iter().map(|(a, _)| *a).collect();
+                let a_ports = ports.facing(LegSide::A);
                 if let Ok(answer) = media::anchor(&resp.body, self.local.ip, &a_ports) {
                     call.forks[fork].early = true;
                     body = answer;
@@ -89,7 +89,7 @@ impl PbxCore {
             return;
         }
         let Some(ports) = call.relay.clone() else { return };
-        let a_ports: Vec<u16> = ports.streams.iter().map(|(a, _)| *a).collect();
+        let a_ports = ports.facing(LegSide::A);
         let answer = match media::answer_for_caller(&resp.body, self.local.ip, &a_ports) {
             Ok(a) => a,
             Err(reject) => {

@@ -136,13 +136,8 @@ impl PbxCore {
         let Some(call) = self.calls.calls.get(&key) else { return false };
         let stays = side.other();
         // The transferee's codecs, on the relay port the transferor used.
-        let stays_sdp = match stays {
-            LegSide::A => call.a_offer.clone(),
-            LegSide::B => call.b_answer.clone(),
-        };
         let Some(ports) = &call.relay else { return false };
-        let ports: Vec<u16> = ports.streams.iter().map(|(a, b)| if side == LegSide::A { *a } else { *b }).collect();
-        let Ok(offer) = media::anchor(&stays_sdp, self.local.ip, &ports) else { return false };
+        let Ok(offer) = media::anchor(call.sdp(stays), self.local.ip, &ports.facing(side)) else { return false };
         let from_tag = Tag::random();
         let addressing = self.addressing(call.tenant_id, call.party(stays), call.is_external(stays), None, &dest, &from_tag);
         let (target, trunk) = match &dest {
@@ -247,30 +242,26 @@ impl PbxCore {
     /// BYE to the party on `side` (it leaves the call; the call itself goes on), and
     /// forgets its dialog.
     pub(crate) fn end_leg(&mut self, now: Instant, key: CallKey, side: LegSide) {
-        let local = self.local;
+        // Its answer is ours to swallow: the client tx stays indexed to the call.
+        self.send_own_request(now, key, side, Method::Bye, vec![], vec![]);
         let Some(call) = self.calls.calls.get_mut(&key) else { return };
-        let (dialog, peer) = call.leg_mut(side);
-        let (Some(dialog), Some(peer)) = (dialog, peer) else { return };
-        let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
-        let bye = dialog.create_request(Method::Bye, via).ok();
-        dialog.terminate();
-        let old = dialog.id().clone();
-        self.calls.by_dialog.remove(&old);
-        if let Some(bye) = bye
-            && let Ok(tx) = self.tx.send_request(now, bye, peer)
-        {
-            // Its answer is ours to swallow: the client tx stays indexed to the call.
-            if let Some(call) = self.calls.calls.get_mut(&key) {
-                call.in_dialog_tx.push((tx, side, None));
-            }
-            self.calls.by_client_tx.insert(tx, key);
+        let dialog = match side {
+            LegSide::A => call.a_dialog.take(),
+            LegSide::B => call.b_dialog.take(),
+        };
+        if let Some(d) = dialog {
+            self.calls.by_dialog.remove(d.id());
         }
-        if let Some(call) = self.calls.calls.get_mut(&key) {
-            match side {
-                LegSide::A => call.a_dialog = None,
-                LegSide::B => call.b_dialog = None,
-            }
-        }
+    }
+
+    /// The leg a Replaces names: its Call-ID, and both tags in either order (the phone
+    /// may name the dialog from its side or from ours).
+    fn replaced_leg(&self, replaces: &Replaces) -> Option<(CallKey, LegSide)> {
+        self.calls.by_dialog.iter().find_map(|(d, &leg)| {
+            let tags = [d.local_tag.as_str(), d.remote_tag.as_str()];
+            (d.call_id.as_str() == replaces.call_id && tags.contains(&replaces.to_tag.as_str()) && tags.contains(&replaces.from_tag.as_str()))
+                .then_some(leg)
+        })
     }
 
     /// A NOTIFY of the implicit refer subscription (RFC 3515 §2.4.4) to `side`.
@@ -289,33 +280,12 @@ impl PbxCore {
     pub(crate) fn reinvite(&mut self, now: Instant, key: CallKey, side: LegSide, sdp: &[u8]) {
         let Some(call) = self.calls.calls.get(&key) else { return };
         let Some(ports) = &call.relay else { return };
-        let ports: Vec<u16> = ports.streams.iter().map(|(a, b)| if side == LegSide::A { *a } else { *b }).collect();
-        let Ok(mut offer) = media::reoffer(sdp, self.local.ip, &ports) else { return };
+        let Ok(mut offer) = media::reoffer(sdp, self.local.ip, &ports.facing(side)) else { return };
         // Whatever direction the other party answered with, this side may send again.
         let text = String::from_utf8_lossy(&offer).replace("a=sendonly", "a=sendrecv").replace("a=recvonly", "a=sendrecv").replace("a=inactive", "a=sendrecv");
         offer = text.into_bytes();
         let extra = vec![Header::ContentType(rsip::headers::ContentType::new("application/sdp"))];
         self.send_own_request(now, key, side, Method::Invite, extra, offer);
-    }
-
-    /// An in-dialog request of the PBX's own to `side` (NOTIFY, re-INVITE, state INFO).
-    pub(crate) fn send_own_request(&mut self, now: Instant, key: CallKey, side: LegSide, method: Method, extra: Vec<Header>, body: Vec<u8>) {
-        let local = self.local;
-        let Some(call) = self.calls.calls.get_mut(&key) else { return };
-        let contact = local.contact(call.peer(side).transport);
-        let (dialog, peer) = call.leg_mut(side);
-        let (Some(dialog), Some(peer)) = (dialog, peer) else { return };
-        let via = top_via(peer.transport, local.sent_by(peer.transport), &Branch::random());
-        let Ok(mut req) = dialog.create_request(method, via) else { return };
-        if method == Method::Invite {
-            req.headers.push(Header::Contact(rsip::headers::Contact::new(contact)));
-        }
-        req.headers.extend(extra);
-        req.body = body;
-        if let Ok(tx) = self.tx.send_request(now, req, peer) {
-            call.in_dialog_tx.push((tx, side, None));
-            self.calls.by_client_tx.insert(tx, key);
-        }
     }
 
     /// An INVITE with Replaces (RFC 3891): the authenticated caller `newcomer` takes the
@@ -326,10 +296,7 @@ impl PbxCore {
         let Some(replaces) = replaces else {
             return self.reply(now, &id, &req, 400, "Bad Request (malformed Replaces)", vec![]);
         };
-        let found = self.calls.by_dialog.iter().find_map(|(d, &(k, s))| {
-            let tags = [d.local_tag.to_string(), d.remote_tag.to_string()];
-            (d.call_id.to_string() == replaces.call_id && tags.contains(&replaces.to_tag) && tags.contains(&replaces.from_tag)).then_some((k, s))
-        });
+        let found = self.replaced_leg(&replaces);
         // RFC 3891 §3: 481 when the dialog is unknown (also for another tenant's call:
         // no existence leak).
         let Some((key, side)) = found.filter(|(k, _)| {
@@ -343,12 +310,7 @@ impl PbxCore {
         };
         let Some(call) = self.calls.calls.get(&key) else { return };
         let Some(ports) = &call.relay else { return };
-        let side_ports: Vec<u16> = ports.streams.iter().map(|(a, b)| if side == LegSide::A { *a } else { *b }).collect();
-        let stays_sdp = match side.other() {
-            LegSide::A => call.a_offer.clone(),
-            LegSide::B => call.b_answer.clone(),
-        };
-        let Ok(answer) = media::answer_for_caller(&stays_sdp, self.local.ip, &side_ports) else {
+        let Ok(answer) = media::answer_for_caller(call.sdp(side.other()), self.local.ip, &ports.facing(side)) else {
             return self.reply(now, &id, &req, 488, "Not Acceptable Here", vec![]);
         };
         let tag = Tag::random();
@@ -388,10 +350,7 @@ impl PbxCore {
         let Some(call) = self.calls.calls.get(&key) else { return };
         let (tenant_id, transferor) = (call.tenant_id, call.party(side).clone());
         // The transferor's leg in its other call, matched by Call-ID and both tags.
-        let other = self.calls.by_dialog.iter().find_map(|(d, &(k, s))| {
-            let tags = [d.local_tag.to_string(), d.remote_tag.to_string()];
-            (d.call_id.to_string() == replaces.call_id && tags.contains(&replaces.to_tag) && tags.contains(&replaces.from_tag)).then_some((k, s))
-        });
+        let other = self.replaced_leg(&replaces);
         let Some((key2, side2)) = other.filter(|(k, _)| *k != key) else {
             return self.reply(now, &id, &req, 403, "Forbidden (Replaces names no call of yours)", vec![]);
         };
@@ -425,10 +384,7 @@ impl PbxCore {
         call2.take_over(side2, dialog, peer, who, trunk, None);
         self.events.push_back(CoreEvent::RelayNewParty { call: key2, side: side2 });
         // Its media moves to call 2's relay: a new offer with the remaining party's codecs.
-        let remaining_sdp = match side2.other() {
-            LegSide::A => call2.a_offer.clone(),
-            LegSide::B => call2.b_answer.clone(),
-        };
+        let remaining_sdp = call2.sdp(side2.other()).to_vec();
         self.reinvite(now, key2, side2, &remaining_sdp);
         self.reevaluate_policy(now, key2, "transfer");
 
