@@ -36,7 +36,7 @@ use hark_e2e::calls::{
     CALLEE_HZ, CALLER_HZ, CallPbx, password, register_sipp_callee, sipp_callee,
 };
 use hark_e2e::rtp::{DtmfMode, Payload, RtpEndpoint};
-use hark_e2e::ua::{Dialog, SipMsg, Ua};
+use hark_e2e::ua::{Dialog, SipMsg, Ua, expect_status, relay_addr};
 use hark_e2e::wire::unique;
 use hark_e2e::{DOMAIN, Pbx, PbxBuilder, poll_until};
 use serde_json::Value;
@@ -76,12 +76,6 @@ fn recording_pbx(builder: PbxBuilder, extra: &[&str]) -> CallPbx {
     pbx
 }
 
-fn relay(port: Option<u16>, what: &str, pbx: &Pbx) -> SocketAddr {
-    match port {
-        Some(p) => ([127, 0, 0, 1], p).into(),
-        None => pbx.fail(&format!("no audio port in the SDP of {what}")),
-    }
-}
 
 /// A call between two phones the test owns, answered, tones flowing both ways.
 struct Call {
@@ -151,8 +145,8 @@ impl Call {
         let Some(b) = callee.wait_incoming(Duration::from_secs(5)) else {
             pbx.fail(&format!("the callee has no dialog\n{}", callee.report()))
         };
-        let a_relay = relay(a.relay_port(), "the caller's 200 OK", pbx);
-        let b_relay = relay(b.relay_port(), "the callee's INVITE", pbx);
+        let a_relay = relay_addr(&a, pbx, "the caller's 200 OK");
+        let b_relay = relay_addr(&b, pbx, "the callee's INVITE");
         let tone = |hz| if ulaw { Payload::UlawTone(hz) } else { Payload::AlawTone(hz) };
         a_rtp.start_sending(a_relay, tone(caller_hz), 0xA11C_E101);
         b_rtp.start_sending(b_relay, tone(callee_hz), 0xB0B0_0102);
@@ -557,11 +551,6 @@ fn rfc2069_credentials(challenge: &SipMsg, user: &str, password: &str, uri: &str
     .to_header_value()
 }
 
-fn expect_status(pbx: &Pbx, got: &SipMsg, want: u16, what: &str, context: &str) {
-    if got.status() != Some(want) {
-        pbx.fail(&format!("{what}: expected {want}, got `{}`\n{}\n{context}", got.first_line, got.text));
-    }
-}
 
 /// The state INFOs a phone received: (Content-Type, parsed body).
 fn state_infos(ua: &Ua) -> Vec<(String, Value)> {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use hark_e2e::audio::analyse;
 use hark_e2e::calls::{CallPbx, field, party_pairs, password};
 use hark_e2e::rtp::{Payload, RtpEndpoint};
-use hark_e2e::ua::{Dialog, SipMsg, Ua};
+use hark_e2e::ua::{Dialog, Ua, expect_status, relay_addr};
 use hark_e2e::{DOMAIN, Pbx, poll_until};
 use serde_json::Value;
 
@@ -33,12 +33,6 @@ const A_HZ: f64 = 440.0;
 const B_HZ: f64 = 660.0;
 const C_HZ: f64 = 880.0;
 
-fn relay_of(d: &Dialog, pbx: &Pbx, what: &str) -> SocketAddr {
-    match d.relay_port() {
-        Some(p) => ([127, 0, 0, 1], p).into(),
-        None => pbx.fail(&format!("no audio port in the SDP of {what}")),
-    }
-}
 
 /// A phone the test owns: SIP UA and RTP socket.
 struct Phone {
@@ -91,11 +85,6 @@ fn check_talk(pbx: &Pbx, (a, a_from): (&Phone, SocketAddr), (c, c_from): (&Phone
     }
 }
 
-fn status(pbx: &Pbx, got: &SipMsg, want: u16, what: &str, report: &str) {
-    if got.status() != Some(want) {
-        pbx.fail(&format!("{what}: expected {want}, got {:?}\n{report}", got.first_line));
-    }
-}
 
 fn recording_pbx(exts: &[&str]) -> CallPbx {
     let pbx = CallPbx::start(exts, 30, &[]);
@@ -128,16 +117,16 @@ fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
     let mut a = Phone::caller(&pbx, "101");
     let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
     let mut db = b.incoming(&pbx, 1);
-    let (a_relay, b_relay) = (relay_of(&da, &pbx, "101's 200"), relay_of(&db, &pbx, "102's INVITE"));
+    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
     a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
     b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
     let sid = da.session_id();
     std::thread::sleep(Duration::from_millis(1500));
 
     let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
-    status(&pbx, &r, 202, "REFER to 103", &b.ua.report());
+    expect_status(&pbx, &r, 202, "REFER to 103", &b.ua.report());
     let dc = c.incoming(&pbx, 1);
-    let c_relay = relay_of(&dc, &pbx, "103's INVITE");
+    let c_relay = relay_addr(&dc, &pbx, "103's INVITE");
     if c_relay != b_relay {
         pbx.fail(&format!("the target should get the transferor's relay port {b_relay}, got {c_relay}"));
     }
@@ -156,7 +145,7 @@ fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
     }
     check_talk(&pbx, (&a, a_relay), (&c, c_relay), "the blind transfer");
     let bye = a.ua.bye(&mut da);
-    status(&pbx, &bye, 200, "101 hangs up", &a.ua.report());
+    expect_status(&pbx, &bye, 200, "101 hangs up", &a.ua.report());
     if c.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
         pbx.fail(&format!("the target was not sent BYE when the call ended\n{}", c.ua.report()));
     }
@@ -196,12 +185,12 @@ fn a_refused_transfer_leaves_the_call_up_and_bad_refers_are_forbidden() {
     let mut a = Phone::caller(&pbx, "101");
     let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
     let mut db = b.incoming(&pbx, 1);
-    let (a_relay, b_relay) = (relay_of(&da, &pbx, "101's 200"), relay_of(&db, &pbx, "102's INVITE"));
+    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
     a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
     b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
 
     let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
-    status(&pbx, &r, 202, "REFER to a busy 103", &b.ua.report());
+    expect_status(&pbx, &r, 202, "REFER to a busy 103", &b.ua.report());
     let frags = wait_notifies(&pbx, &b.ua, 2);
     if !frags[1].0.starts_with("SIP/2.0 486") || !frags[1].1.starts_with("terminated") {
         pbx.fail(&format!("NOTIFYs after a refused transfer: {frags:?}, want the 486 (terminated)"));
@@ -211,7 +200,7 @@ fn a_refused_transfer_leaves_the_call_up_and_bad_refers_are_forbidden() {
         ("<sip:201@other.test>".to_string(), "another tenant's extension"),
     ] {
         let r = b.ua.refer(&mut db, &target);
-        status(&pbx, &r, 403, &format!("REFER to {why}"), &b.ua.report());
+        expect_status(&pbx, &r, 403, &format!("REFER to {why}"), &b.ua.report());
     }
     // Outside any dialog.
     let stranger = Ua::new(pbx.sip_udp, "103", &password("103"), DOMAIN);
@@ -222,11 +211,11 @@ fn a_refused_transfer_leaves_the_call_up_and_bad_refers_are_forbidden() {
             .in_dialog_text(&fake, 50, "REFER", &format!("Refer-To: <sip:103@{DOMAIN}>\r\n"), None, "", branch)
             .replacen(";tag=\r\n", "\r\n", 1)
     });
-    status(&pbx, &r, 403, "REFER outside any dialog", &stranger.report());
+    expect_status(&pbx, &r, 403, "REFER outside any dialog", &stranger.report());
     // With the leg's dialog identifiers, from another address.
     let mut spoofed = db.clone();
     let r = stranger.refer(&mut spoofed, &format!("<sip:103@{DOMAIN}>"));
-    status(&pbx, &r, 403, "REFER with the call's dialog from a stranger's address", &stranger.report());
+    expect_status(&pbx, &r, 403, "REFER with the call's dialog from a stranger's address", &stranger.report());
 
     // The call is still up, both ways.
     let t = Instant::now();
@@ -235,7 +224,7 @@ fn a_refused_transfer_leaves_the_call_up_and_bad_refers_are_forbidden() {
         pbx.fail(&format!("after a refused transfer the call lost its media\n{}\n{}", a.rtp.summary(), b.rtp.summary()));
     }
     let bye = a.ua.bye(&mut da);
-    status(&pbx, &bye, 200, "hang up", &a.ua.report());
+    expect_status(&pbx, &bye, 200, "hang up", &a.ua.report());
 }
 
 #[test]
@@ -248,22 +237,22 @@ fn attended_transfer_joins_the_other_two_parties() {
     let da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call 1 failed: {}", r.first_line)));
     let mut db1 = b.incoming(&pbx, 1);
     let sid1 = da.session_id();
-    let a_relay = relay_of(&da, &pbx, "101's 200");
+    let a_relay = relay_addr(&da, &pbx, "101's 200");
     a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(relay_of(&db1, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
+    b.rtp.start_sending(relay_addr(&db1, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
     // Call 2: 102 → 103, from a second line of 102 (its own RTP socket).
     let mut b2 = RtpEndpoint::loopback();
     let db2 = b.ua.call("103", b2.port()).unwrap_or_else(|r| pbx.fail(&format!("call 2 failed: {}", r.first_line)));
     let sid2 = db2.session_id();
     let mut dc = c.incoming(&pbx, 1);
-    let c_relay = relay_of(&dc, &pbx, "103's INVITE");
-    b2.start_sending(relay_of(&db2, &pbx, "102's second 200"), Payload::AlawTone(B_HZ), 0xB2);
+    let c_relay = relay_addr(&dc, &pbx, "103's INVITE");
+    b2.start_sending(relay_addr(&db2, &pbx, "102's second 200"), Payload::AlawTone(B_HZ), 0xB2);
     c.rtp.start_sending(c_relay, Payload::AlawTone(C_HZ), 0xC);
     std::thread::sleep(Duration::from_millis(800));
 
     let replaces = format!("{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}", db2.call_id, db2.remote_tag, db2.local_tag);
     let r = b.ua.refer(&mut db1, &format!("<sip:103@{DOMAIN}?Replaces={replaces}>"));
-    status(&pbx, &r, 202, "REFER with Replaces", &b.ua.report());
+    expect_status(&pbx, &r, 202, "REFER with Replaces", &b.ua.report());
     let frags = wait_notifies(&pbx, &b.ua, 2);
     if !frags.last().is_some_and(|f| f.0.starts_with("SIP/2.0 200")) {
         pbx.fail(&format!("NOTIFYs of the attended transfer: {frags:?}"));
@@ -284,7 +273,7 @@ fn attended_transfer_joins_the_other_two_parties() {
     a.rtp.start_sending(new_relay, Payload::AlawTone(A_HZ), 0xA);
     check_talk(&pbx, (&a, new_relay), (&c, c_relay), "the attended transfer");
     let bye = c.ua.bye(&mut dc);
-    status(&pbx, &bye, 200, "103 hangs up", &c.ua.report());
+    expect_status(&pbx, &bye, 200, "103 hangs up", &c.ua.report());
     if a.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
         pbx.fail(&format!("101 was not sent BYE when 103 hung up\n{}", a.ua.report()));
     }
@@ -312,11 +301,11 @@ fn a_transfer_target_that_never_answers_leaves_the_call_up() {
     let mut a = Phone::caller(&pbx, "101");
     let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
     let mut db = b.incoming(&pbx, 1);
-    let (a_relay, b_relay) = (relay_of(&da, &pbx, "101's 200"), relay_of(&db, &pbx, "102's INVITE"));
+    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
     a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
     b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
     let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
-    status(&pbx, &r, 202, "REFER to a phone that never answers", &b.ua.report());
+    expect_status(&pbx, &r, 202, "REFER to a phone that never answers", &b.ua.report());
     let frags = wait_notifies(&pbx, &b.ua, 2);
     if !frags[1].0.starts_with("SIP/2.0 480") || !frags[1].1.starts_with("terminated") {
         pbx.fail(&format!("NOTIFYs when the target never answers: {frags:?}, want 480 (terminated)"));
@@ -331,7 +320,7 @@ fn a_transfer_target_that_never_answers_leaves_the_call_up() {
         pbx.fail(&format!("the call lost its media after the failed transfer\n{}", a.rtp.summary()));
     }
     let bye = a.ua.bye(&mut da);
-    status(&pbx, &bye, 200, "hang up", &a.ua.report());
+    expect_status(&pbx, &bye, 200, "hang up", &a.ua.report());
 }
 
 /// Rule 5 inside the office: a recorded call transferred to a user whose calls are not
@@ -354,12 +343,12 @@ fn transfers_stop_and_start_recordings_as_the_new_parties_policy_says() {
         pbx.fail(&format!("101 → 102 (102 recorded) should say audio: {:?}", da.recording_state()));
     }
     let mut db = b.incoming(&pbx, 1);
-    a.rtp.start_sending(relay_of(&da, &pbx, "101's 200"), Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(relay_of(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
+    a.rtp.start_sending(relay_addr(&da, &pbx, "101's 200"), Payload::AlawTone(A_HZ), 0xA);
+    b.rtp.start_sending(relay_addr(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
     std::thread::sleep(Duration::from_millis(1500));
     // 102 → 103: nobody left whose calls are recorded.
     let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
-    status(&pbx, &r, 202, "REFER to 103", &b.ua.report());
+    expect_status(&pbx, &r, 202, "REFER to 103", &b.ua.report());
     let mut dc = c.incoming(&pbx, 1);
     let first = pbx.wait_recording("the first recording to stop", Duration::from_secs(10), |r| {
         field(r, "call_session_id") == sid && field(r, "status") == "stopped"
@@ -370,14 +359,14 @@ fn transfers_stop_and_start_recordings_as_the_new_parties_policy_says() {
     std::thread::sleep(Duration::from_millis(1000));
     // 103 → 104: recorded again, a new recording of the same session.
     let r = c.ua.refer(&mut dc, &format!("<sip:104@{DOMAIN}>"));
-    status(&pbx, &r, 202, "REFER to 104", &c.ua.report());
+    expect_status(&pbx, &r, 202, "REFER to 104", &c.ua.report());
     let _ = d.incoming(&pbx, 1);
     let second = pbx.wait_recording("a second recording to start", Duration::from_secs(10), |r| {
         field(r, "call_session_id") == sid && field(r, "id") != field(&first, "id")
     });
     std::thread::sleep(Duration::from_millis(1000));
     let bye = a.ua.bye(&mut da);
-    status(&pbx, &bye, 200, "hang up", &a.ua.report());
+    expect_status(&pbx, &bye, 200, "hang up", &a.ua.report());
     let second = pbx.wait_recording("the second recording to finish", Duration::from_secs(10), |r| {
         field(r, "id") == field(&second, "id") && field(r, "status") == "completed"
     });
@@ -407,22 +396,22 @@ fn an_invite_with_replaces_takes_over_a_leg() {
     let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
     let sid = da.session_id();
     let db = b.incoming(&pbx, 1);
-    let a_relay = relay_of(&da, &pbx, "101's 200");
+    let a_relay = relay_addr(&da, &pbx, "101's 200");
     a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(relay_of(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
+    b.rtp.start_sending(relay_addr(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
 
     let mut c = Phone::caller(&pbx, "103");
     let unknown = c.ua.call_with("102", c.rtp.port(), "Replaces: nope@nowhere;to-tag=1;from-tag=2\r\n");
     match unknown {
         Ok(_) => pbx.fail("an INVITE replacing an unknown dialog was answered"),
-        Err(r) => status(&pbx, &r, 481, "INVITE with Replaces of an unknown dialog", &c.ua.report()),
+        Err(r) => expect_status(&pbx, &r, 481, "INVITE with Replaces of an unknown dialog", &c.ua.report()),
     }
     let replaces = format!("Replaces: {};to-tag={};from-tag={}\r\n", db.call_id, db.local_tag, db.remote_tag);
     let mut dc = c
         .ua
         .call_with("102", c.rtp.port(), &replaces)
         .unwrap_or_else(|r| pbx.fail(&format!("INVITE with Replaces failed: {}\n{}", r.first_line, c.ua.report())));
-    let c_relay = relay_of(&dc, &pbx, "103's 200");
+    let c_relay = relay_addr(&dc, &pbx, "103's 200");
     c.rtp.start_sending(c_relay, Payload::AlawTone(C_HZ), 0xC);
     if b.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
         pbx.fail(&format!("the replaced phone got no BYE\n{}", b.ua.report()));
@@ -436,7 +425,7 @@ fn an_invite_with_replaces_takes_over_a_leg() {
         pbx.fail(&format!("101 and 103 do not hear each other after the Replaces\n{}\n{}", a.rtp.summary(), c.rtp.summary()));
     }
     let bye = c.ua.bye(&mut dc);
-    status(&pbx, &bye, 200, "103 hangs up", &c.ua.report());
+    expect_status(&pbx, &bye, 200, "103 hangs up", &c.ua.report());
     if a.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
         pbx.fail("101 was not sent BYE");
     }

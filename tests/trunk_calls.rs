@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use hark_e2e::audio::{analyse, read_wav_channels};
 use hark_e2e::calls::{CallPbx, field, party_pairs, password};
 use hark_e2e::rtp::{Payload, RtpEndpoint};
-use hark_e2e::ua::{Dialog, SipMsg, Ua};
+use hark_e2e::ua::{Dialog, Ua, expect_status, relay_addr};
 use hark_e2e::{DOMAIN, Pbx, poll_until};
 
 const CARRIER_IP: [u8; 4] = [127, 0, 0, 2];
@@ -35,18 +35,7 @@ const AGENT_HZ: f64 = 660.0;
 const MOBILE_HZ: f64 = 880.0;
 
 
-fn status(pbx: &Pbx, got: &SipMsg, want: u16, what: &str, report: &str) {
-    if got.status() != Some(want) {
-        pbx.fail(&format!("{what}: expected {want}, got {:?}\n{report}", got.first_line));
-    }
-}
 
-fn relay_of(d: &Dialog, pbx: &Pbx, what: &str) -> SocketAddr {
-    match d.relay_port() {
-        Some(p) => ([127, 0, 0, 1], p).into(),
-        None => pbx.fail(&format!("no audio port in the SDP of {what}")),
-    }
-}
 
 /// A PBX with extensions 101 and 102, recording on, the system switch as given, and a
 /// trunk to a carrier UA on 127.0.0.2 (DID 5551000 → 101; `9…` dials out without the 9).
@@ -90,7 +79,7 @@ fn inbound_call(o: &Office, a: &mut Agent, customer: &mut RtpEndpoint) -> (Dialo
         .unwrap_or_else(|r| pbx.fail(&format!("the carrier's call to the DID failed: {}\n{}", r.first_line, o.carrier.report())));
     let da = poll_until(Duration::from_secs(5), || a.ua.incoming().into_iter().next())
         .unwrap_or_else(|| pbx.fail(&format!("101 did not ring for the DID\n{}", a.ua.report())));
-    let (c_relay, a_relay) = (relay_of(&dc, pbx, "the carrier's 200"), relay_of(&da, pbx, "101's INVITE"));
+    let (c_relay, a_relay) = (relay_addr(&dc, pbx, "the carrier's 200"), relay_addr(&da, pbx, "101's INVITE"));
     customer.start_sending(c_relay, Payload::AlawTone(CUSTOMER_HZ), 0xC0);
     a.rtp.start_sending(a_relay, Payload::AlawTone(AGENT_HZ), 0xA0);
     (dc, da, c_relay, a_relay)
@@ -109,7 +98,7 @@ fn transfer_to_mobile(record_external: bool) {
     std::thread::sleep(Duration::from_secs(2));
 
     let r = a.ua.refer(&mut da, &format!("<sip:9{MOBILE}@{DOMAIN}>"));
-    status(pbx, &r, 202, "the agent's REFER to the mobile", &a.ua.report());
+    expect_status(pbx, &r, 202, "the agent's REFER to the mobile", &a.ua.report());
     let t_transfer = Instant::now();
     let dm = poll_until(Duration::from_secs(5), || o.carrier.incoming().into_iter().next())
         .unwrap_or_else(|| pbx.fail(&format!("the mobile got no INVITE\n{}", o.carrier.report())));
@@ -117,7 +106,7 @@ fn transfer_to_mobile(record_external: bool) {
     if !ruri_user.starts_with(&format!("sip:{MOBILE}@")) {
         pbx.fail(&format!("the carrier was asked for {ruri_user}, want sip:{MOBILE}@… (the 9 dropped)"));
     }
-    mobile.start_sending(relay_of(&dm, pbx, "the mobile's INVITE"), Payload::AlawTone(MOBILE_HZ), 0x30);
+    mobile.start_sending(relay_addr(&dm, pbx, "the mobile's INVITE"), Payload::AlawTone(MOBILE_HZ), 0x30);
     if a.ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_none() {
         pbx.fail(&format!("the agent was not released after the transfer\n{}", a.ua.report()));
     }
@@ -129,7 +118,7 @@ fn transfer_to_mobile(record_external: bool) {
         pbx.fail(&format!("the customer heard the mobile for {heard:.1} s after the transfer\n{}", customer.summary()));
     }
     let bye = o.carrier.bye(&mut dc);
-    status(pbx, &bye, 200, "the customer hangs up", &o.carrier.report());
+    expect_status(pbx, &bye, 200, "the customer hangs up", &o.carrier.report());
     let ended = Instant::now();
 
     let rec = pbx.wait_recording("the inbound call's recording", Duration::from_secs(10), |r| {
@@ -216,11 +205,11 @@ fn an_inbound_call_forwarded_to_a_mobile_is_not_recorded_and_the_cdr_says_why() 
             dc.recording_state()
         ));
     }
-    customer.start_sending(relay_of(&dc, pbx, "the customer's 200"), Payload::AlawTone(CUSTOMER_HZ), 1);
-    mobile.start_sending(relay_of(&dm, pbx, "the mobile's INVITE"), Payload::AlawTone(MOBILE_HZ), 2);
+    customer.start_sending(relay_addr(&dc, pbx, "the customer's 200"), Payload::AlawTone(CUSTOMER_HZ), 1);
+    mobile.start_sending(relay_addr(&dm, pbx, "the mobile's INVITE"), Payload::AlawTone(MOBILE_HZ), 2);
     std::thread::sleep(Duration::from_millis(1500));
     let bye = o.carrier.bye(&mut dc);
-    status(pbx, &bye, 200, "hang up", &o.carrier.report());
+    expect_status(pbx, &bye, 200, "hang up", &o.carrier.report());
     let cdr = pbx.wait_cdr("the forwarded call's CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid);
     let why = field(&cdr, "recording");
     if !why.starts_with("not recorded") || !why.contains("external") {
@@ -261,11 +250,11 @@ fn an_outbound_call_dials_through_the_trunk_with_its_credentials_and_caller_id()
         pbx.fail(&format!("request line {:?}, From {:?}: want 555888 (no 9) from the trunk's caller ID {DID}", first.first_line, first.header("From")));
     }
     let dm = o.carrier.incoming().into_iter().next().unwrap_or_else(|| pbx.fail("no dialog at the carrier"));
-    rtp.start_sending(relay_of(&d, pbx, "101's 200"), Payload::AlawTone(AGENT_HZ), 1);
-    callee.start_sending(relay_of(&dm, pbx, "the carrier's INVITE"), Payload::AlawTone(MOBILE_HZ), 2);
+    rtp.start_sending(relay_addr(&d, pbx, "101's 200"), Payload::AlawTone(AGENT_HZ), 1);
+    callee.start_sending(relay_addr(&dm, pbx, "the carrier's INVITE"), Payload::AlawTone(MOBILE_HZ), 2);
     std::thread::sleep(Duration::from_millis(1500));
     let bye = a.bye(&mut d);
-    status(pbx, &bye, 200, "hang up", &a.report());
+    expect_status(pbx, &bye, 200, "hang up", &a.report());
     let cdr = pbx.wait_cdr("the outbound CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid);
     if field(&cdr, "direction") != "outbound" || field(&cdr, "callee_kind") != "external" || field(&cdr, "callee") != "555888" {
         pbx.fail(&format!("CDR of an outbound call: {cdr:#}"));
@@ -280,16 +269,16 @@ fn strangers_and_unrouted_transfers_are_refused() {
     let stranger = Ua::new_on(IpAddr::from([127, 0, 0, 3]), pbx.sip_udp, CUSTOMER, "", "carrier.example");
     match stranger.call(DID, 9) {
         Ok(_) => pbx.fail("a call from an address that is no trunk got through"),
-        Err(r) => status(pbx, &r, 403, "an INVITE from no trunk without an account", &stranger.report()),
+        Err(r) => expect_status(pbx, &r, 403, "an INVITE from no trunk without an account", &stranger.report()),
     }
     // A REFER to a number no outbound route allows.
     let mut a = agent(pbx, "101");
     let mut customer = RtpEndpoint::loopback();
     let (mut dc, mut da, _, _) = inbound_call(&o, &mut a, &mut customer);
     let r = a.ua.refer(&mut da, &format!("<sip:12345@{DOMAIN}>"));
-    status(pbx, &r, 403, "REFER to a number no route allows", &a.ua.report());
+    expect_status(pbx, &r, 403, "REFER to a number no route allows", &a.ua.report());
     let bye = o.carrier.bye(&mut dc);
-    status(pbx, &bye, 200, "the call is still up after the refused REFER", &o.carrier.report());
+    expect_status(pbx, &bye, 200, "the call is still up after the refused REFER", &o.carrier.report());
 }
 
 /// Forwarding on busy and on no answer, to another extension: the caller reaches it,
@@ -319,7 +308,7 @@ fn busy_and_unanswered_calls_are_forwarded() {
         }
         let sid = d.session_id();
         let bye = caller.bye(&mut d);
-        status(&pbx, &bye, 200, "hang up", &caller.report());
+        expect_status(&pbx, &bye, 200, "hang up", &caller.report());
         let cdr = pbx.wait_cdr("the forwarded call's CDR", Duration::from_secs(10), |r| field(r, "call_session_id") == sid);
         let roles: Vec<(String, String)> =
             party_pairs(&cdr, "role", "party");

@@ -767,6 +767,22 @@ impl Drop for Ua {
     }
 }
 
+/// Fails the test (with the PBX's log) unless `got` has status `want`.
+pub fn expect_status(pbx: &crate::Pbx, got: &SipMsg, want: u16, what: &str, context: &str) {
+    if got.status() != Some(want) {
+        pbx.fail(&format!("{what}: expected {want}, got `{}`\n{}\n{context}", got.first_line, got.text));
+    }
+}
+
+/// The PBX's relay port facing the phone of `dialog` (from the SDP of its 200 OK or
+/// INVITE), on 127.0.0.1 where the tests run it; fails the test when there is none.
+pub fn relay_addr(dialog: &Dialog, pbx: &crate::Pbx, what: &str) -> SocketAddr {
+    match dialog.relay_port() {
+        Some(p) => ([127, 0, 0, 1], p).into(),
+        None => pbx.fail(&format!("no audio port in the SDP of {what}")),
+    }
+}
+
 /// An SDP offer (or answer) of PCMA and telephone-event on 127.0.0.1:`port`.
 pub fn sdp_offer(port: u16) -> String {
     sdp_with(port, 8, "PCMA")
