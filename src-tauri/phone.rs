@@ -529,7 +529,8 @@ impl Runner {
                 c.control_error = None;
             }
         });
-        self.send(if pause { DriverCommand::PauseRecording { call: h } } else { DriverCommand::ResumeRecording { call: h } })
+        let op = if pause { Operation::PauseAudio } else { Operation::ResumeAudio };
+        self.send(DriverCommand::RecordingControl { call: h, op })
     }
 
     /// Unregisters, ends calls, finalizes local recordings.

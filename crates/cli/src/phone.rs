@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use hark_phone::audio::{AudioConfig, SinkConfig, SourceConfig};
 use hark_phone::driver::{self, DriverCommand, DriverConfig, PhoneHandle};
 use hark_phone::{
-    Account, AudioCodec, CallHandle, DtmfMode, ControlMode, ControlVia, EndReason, PhoneConfig, PhoneEvent, RegistrationFailure,
+    Account, AudioCodec, CallHandle, DtmfMode, ControlMode, ControlVia, EndReason, PhoneConfig, PhoneEvent, RegistrationFailure, Operation,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -488,10 +488,10 @@ async fn in_call(
         schedule.push((answered + secs(at), DriverCommand::SendDtmf { call, digits: digits.clone() }));
     }
     if let Some(p) = pause_at {
-        schedule.push((answered + secs(p), DriverCommand::PauseRecording { call }));
+        schedule.push((answered + secs(p), DriverCommand::RecordingControl { call, op: Operation::PauseAudio }));
     }
     if let Some(r) = resume_at {
-        schedule.push((answered + secs(r), DriverCommand::ResumeRecording { call }));
+        schedule.push((answered + secs(r), DriverCommand::RecordingControl { call, op: Operation::ResumeAudio }));
     }
     schedule.sort_by_key(|(at, _)| *at);
     let end = duration.map(|d| answered + secs(d)).unwrap_or_else(|| answered + Duration::from_secs(86_400 * 365));

@@ -30,4 +30,4 @@ pub use engine::{Command, Phone};
 pub use error::PhoneError;
 pub use event::{CallHandle, ControlVia, Direction, EndReason, MediaParams, PhoneEvent, RegistrationFailure};
 pub use hark_media::codec::AudioCodec;
-pub use hark_recorder::{MediaRecording, Operation, RecordingState};
+pub use hark_recorder::{Media, MediaRecording, Operation, RecordingState};

@@ -2,7 +2,7 @@
 //! `handle_input`/`poll_transmit`, time passed in, no sockets and no sleeps.
 
 use hark_phone::{
-    Account, CallHandle, Command, ControlMode, EndReason, Phone, PhoneConfig, PhoneEvent, RegistrationFailure,
+    Account, CallHandle, Command, ControlMode, EndReason, Phone, PhoneConfig, PhoneEvent, RegistrationFailure, Operation,
 };
 use hark_sip::rsip::headers::UntypedHeader;
 use hark_sip::rsip::{self, Header, Request, SipMessage};
@@ -243,7 +243,7 @@ fn the_recording_state_changes_only_on_the_pbxs_200_and_failures_carry_their_rea
     let mut h = Harness::new(ControlMode::InDialog, false);
     let (call, invite) = established_call(&mut h);
     h.events();
-    h.phone.handle_command(h.now, Command::PauseRecording { call }).unwrap();
+    h.phone.handle_command(h.now, Command::RecordingControl { call, op: Operation::PauseAudio }).unwrap();
     let msg = h.one(rsip::Method::Message);
     assert_eq!(msg.content_type().as_deref(), Some("application/x-media-control"));
     assert_eq!(msg.body, b"pause-audio-recording");
@@ -255,7 +255,7 @@ fn the_recording_state_changes_only_on_the_pbxs_200_and_failures_carry_their_rea
         matches!(events.as_slice(), [PhoneEvent::ControlFailed { reason, .. }] if reason == "404 Not Found"),
         "{events:?}"
     );
-    h.phone.handle_command(h.now, Command::PauseRecording { call }).unwrap();
+    h.phone.handle_command(h.now, Command::RecordingControl { call, op: Operation::PauseAudio }).unwrap();
     let msg = h.one(rsip::Method::Message);
     assert!(h.events().is_empty(), "nothing changes before the answer");
     h.deliver(reply(&msg, 200, &[]));
@@ -272,7 +272,7 @@ fn out_of_dialog_control_sends_json_with_the_session_and_answers_407() {
     let mut h = Harness::new(ControlMode::OutOfDialog, false);
     let (call, invite) = established_call(&mut h);
     h.events();
-    h.phone.handle_command(h.now, Command::ResumeRecording { call }).unwrap();
+    h.phone.handle_command(h.now, Command::RecordingControl { call, op: Operation::ResumeAudio }).unwrap();
     let msg = h.one(rsip::Method::Message);
     assert_ne!(msg.call_id().unwrap(), invite.call_id().unwrap());
     assert_eq!(msg.content_type().as_deref(), Some("application/x-media-control+json"));

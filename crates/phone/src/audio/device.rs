@@ -15,7 +15,7 @@ const RING_MAX: usize = 9_600;
 
 type Ring = Arc<Mutex<VecDeque<f32>>>;
 
-fn device_error(what: &str, reason: impl std::fmt::Display) -> AudioError {
+pub(super) fn device_error(what: &str, reason: impl std::fmt::Display) -> AudioError {
     AudioError::Device(format!("{what}: {reason}"))
 }
 
@@ -29,7 +29,7 @@ pub fn list_devices() -> Result<(Vec<String>, Vec<String>), AudioError> {
     Ok((inputs, outputs))
 }
 
-fn find(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioError> {
+pub(super) fn find(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioError> {
     let host = cpal::default_host();
     let kind = if input { "input" } else { "output" };
     match name {
@@ -48,13 +48,13 @@ fn find(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioError> {
 }
 
 /// Keeps a stream alive on its own thread until dropped.
-struct StreamThread {
+pub(super) struct StreamThread {
     _stop: mpsc::Sender<()>,
 }
 
 impl StreamThread {
     /// Builds and starts the stream on a new thread; `build` runs there.
-    fn start(
+    pub(super) fn start(
         build: impl FnOnce() -> Result<cpal::Stream, AudioError> + Send + 'static,
     ) -> Result<(Self, ()), AudioError> {
         let (ready_tx, ready_rx) = mpsc::channel();

@@ -5,6 +5,8 @@
 
 #[cfg(feature = "cpal")]
 pub mod device;
+#[cfg(feature = "cpal")]
+pub mod meter;
 mod file;
 mod local_recording;
 mod null;

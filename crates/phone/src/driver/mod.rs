@@ -9,6 +9,7 @@ use crate::config::PhoneConfig;
 use crate::engine::{Command, Phone};
 use crate::error::PhoneError;
 use crate::event::{CallHandle, PhoneEvent};
+use hark_recorder::{Media, Operation};
 use hark_sip::transport::{Inbound, SipTransports, Transport, TransportConfig};
 use media_task::{MediaControl, MediaTask};
 use std::collections::HashMap;
@@ -45,8 +46,9 @@ pub enum DriverCommand {
     /// locally) instead; the call and its RTP stream go on.
     Mute { call: CallHandle, on: bool },
     /// Pauses the PBX's recording (the configured way) and the local recording.
-    PauseRecording { call: CallHandle },
-    ResumeRecording { call: CallHandle },
+    /// Pause or resume the PBX's recording of the call's audio or video; an audio pause
+    /// also pauses the local recording.
+    RecordingControl { call: CallHandle, op: Operation },
     BlindTransfer { call: CallHandle, target: String },
     AttendedTransfer { call: CallHandle, target: CallHandle },
     Unregister,
@@ -216,13 +218,11 @@ impl Driver {
                 self.to_media(call, MediaControl::Muted(on));
                 Ok(None)
             }
-            DriverCommand::PauseRecording { call } => {
-                self.to_media(call, MediaControl::LocalPaused(true));
-                self.phone.handle_command(now, Command::PauseRecording { call })
-            }
-            DriverCommand::ResumeRecording { call } => {
-                self.to_media(call, MediaControl::LocalPaused(false));
-                self.phone.handle_command(now, Command::ResumeRecording { call })
+            DriverCommand::RecordingControl { call, op } => {
+                if op.media() == Media::Audio {
+                    self.to_media(call, MediaControl::LocalPaused(op.is_pause()));
+                }
+                self.phone.handle_command(now, Command::RecordingControl { call, op })
             }
             DriverCommand::BlindTransfer { call, target } => {
                 self.phone.handle_command(now, Command::BlindTransfer { call, target })

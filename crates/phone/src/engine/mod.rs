@@ -52,8 +52,8 @@ pub enum Command {
     Hold { call: CallHandle },
     Resume { call: CallHandle },
     SendDtmf { call: CallHandle, digits: String },
-    PauseRecording { call: CallHandle },
-    ResumeRecording { call: CallHandle },
+    /// Pause or resume the PBX's recording of the call's audio or video.
+    RecordingControl { call: CallHandle, op: Operation },
     BlindTransfer { call: CallHandle, target: String },
     /// Transfer the peer of `call` to the peer of `target` (both ours, established).
     AttendedTransfer { call: CallHandle, target: CallHandle },
@@ -208,8 +208,7 @@ impl Phone {
             Command::Hold { call } => self.set_hold(now, call, true)?,
             Command::Resume { call } => self.set_hold(now, call, false)?,
             Command::SendDtmf { call, digits } => self.send_dtmf(now, call, &digits)?,
-            Command::PauseRecording { call } => self.recording_control(now, call, Operation::PauseAudio)?,
-            Command::ResumeRecording { call } => self.recording_control(now, call, Operation::ResumeAudio)?,
+            Command::RecordingControl { call, op } => self.recording_control(now, call, op)?,
             Command::BlindTransfer { call, target } => self.blind_transfer(now, call, &target)?,
             Command::AttendedTransfer { call, target } => self.attended_transfer(now, call, target)?,
             Command::Unregister => self.unregister(now),
