@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 need_rust
 # Real peers the end-to-end tests start (tests/): sipp, baresip, linphonec, kamailio.
 apt_need sip-tester:sipp baresip-core:baresip linphone-cli:linphonec kamailio:kamailio
+# A sound card for the audio-device tests: a private PulseAudio server with null sinks,
+# reached by cpal through ALSA's pulse plugin. Not on desktops running PipeWire's pulse
+# server (the packages conflict): there tests/phone_devices.rs fails and says why.
+if dpkg-query -W -f='${Status}' pipewire-pulse 2>/dev/null | grep -q "install ok installed"; then
+    echo "warning: pipewire-pulse is installed; not installing pulseaudio (tests/phone_devices.rs needs it)" >&2
+else
+    apt_need pulseaudio:pulseaudio pulseaudio-utils:pactl
+    apt_need_pkg libasound2-plugins
+fi
 
 # The desktop app: WebKitGTK libraries, the UI's packages, its unit tests, its build.
 need_desktop_build

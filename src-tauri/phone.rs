@@ -352,6 +352,12 @@ pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
                     c.media_error = Some(reason);
                 }
             }
+            // A lost microphone or speaker shows until it is back; the call goes on.
+            PhoneEvent::AudioDevice { call: h, ok, detail } => {
+                if let Some(c) = find(&mut s.calls, h) {
+                    c.media_error = (!ok).then_some(detail);
+                }
+            }
             PhoneEvent::TransferResult { call: h, ok, reason } => {
                 if let Some(c) = find(&mut s.calls, h)
                     && !ok

@@ -19,6 +19,7 @@ pub mod pbx;
 pub mod peers;
 pub mod phone;
 pub mod process;
+pub mod pulse;
 pub mod rtp;
 pub mod sipp;
 pub mod ua;

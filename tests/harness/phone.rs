@@ -33,11 +33,7 @@ pub fn account_args(server: SocketAddr, user: &str, password: &str, domain: &str
 impl Phone {
     /// `hark phone call <account> TARGET <extra…>`.
     pub fn call(account: Vec<String>, target: &str, extra: &[&str]) -> Phone {
-        let mut args = vec!["phone".to_string(), "call".into()];
-        args.extend(account);
-        args.push(target.into());
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn("caller", args)
+        Self::call_env(account, target, extra, &[])
     }
 
     /// `hark phone answer <account> <extra…>`.
@@ -48,9 +44,22 @@ impl Phone {
         Self::spawn("answerer", args)
     }
 
+    /// `hark phone call` with extra environment (e.g. the sound server of its devices).
+    pub fn call_env(account: Vec<String>, target: &str, extra: &[&str], env: &[(String, String)]) -> Phone {
+        let mut args = vec!["phone".to_string(), "call".into()];
+        args.extend(account);
+        args.push(target.into());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn_env("caller", args, env)
+    }
+
     pub fn spawn(role: &str, args: Vec<String>) -> Phone {
+        Self::spawn_env(role, args, &[])
+    }
+
+    pub fn spawn_env(role: &str, args: Vec<String>, env: &[(String, String)]) -> Phone {
         let mut cmd = Command::new(hark_bin());
-        cmd.args(&args);
+        cmd.args(&args).envs(env.iter().map(|(k, v)| (k, v)));
         Phone { proc: Proc::spawn(&format!("hark phone ({role})"), &mut cmd), role: role.into() }
     }
 

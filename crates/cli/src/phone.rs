@@ -384,6 +384,7 @@ fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
             progress(&format!("media-error {call} reason=\"{reason}\""));
             outcome.failures.push(format!("media: {reason}"));
         }
+        PhoneEvent::AudioDevice { call, ok, detail } => progress(&format!("audio-device {call} ok={ok} detail=\"{detail}\"")),
         PhoneEvent::MediaStopped { call, sent_packets, received_packets } => {
             progress(&format!("media-stopped {call} sent={sent_packets} received={received_packets}"))
         }

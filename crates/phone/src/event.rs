@@ -135,6 +135,9 @@ pub enum PhoneEvent {
     Ended { call: CallHandle, reason: EndReason },
     /// The call's media could not start or failed (audio file, codec, socket).
     MediaError { call: CallHandle, reason: String },
+    /// A real audio device of the call was lost (`ok` false: the call goes on while it
+    /// is looked for again) or is back.
+    AudioDevice { call: CallHandle, ok: bool, detail: String },
     /// The call's media stopped; its audio files are complete.
     MediaStopped { call: CallHandle, sent_packets: u64, received_packets: u64 },
 }

@@ -4,11 +4,13 @@
 //! device rate to the codec's (and back). A cpal stream is not `Send` on every platform,
 //! so each lives on a small thread of its own that ends when the source or sink drops.
 
-use super::{AudioError, AudioSink, AudioSource};
+use super::{AudioError, AudioSink, AudioSource, DeviceNotice};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use rubato::{FastFixedIn, FastFixedOut, PolynomialDegree, Resampler};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 /// At most this much audio waits in a ring (then the oldest goes): 200 ms at 48 kHz.
 const RING_MAX: usize = 9_600;
@@ -47,22 +49,77 @@ pub(super) fn find(input: bool, name: Option<&str>) -> Result<cpal::Device, Audi
     }
 }
 
-/// Keeps a stream alive on its own thread until dropped.
+/// What the stream thread and the owner share: whether the device failed, its current
+/// rate, and the losses and returns the owner has not reported yet.
+#[derive(Default)]
+pub(super) struct Health {
+    failed: AtomicBool,
+    rate: AtomicU32,
+    notices: Mutex<VecDeque<DeviceNotice>>,
+}
+
+impl Health {
+    /// cpal's error callback: the first error marks the stream failed (cpal's ALSA
+    /// worker keeps calling back while the device is gone; one warning is enough).
+    pub(super) fn on_error(self: &Arc<Self>, what: &'static str) -> impl FnMut(cpal::StreamError) + Send + 'static {
+        let health = self.clone();
+        move |e| {
+            if !health.failed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(error = %e, "audio {what} failed");
+                health.notice(false, format!("{what} lost: {e}; reopening"));
+            }
+        }
+    }
+
+    pub(super) fn set_rate(&self, rate: u32) {
+        self.rate.store(rate, Ordering::Release);
+    }
+
+    pub(super) fn rate(&self) -> u32 {
+        self.rate.load(Ordering::Acquire)
+    }
+
+    fn notice(&self, ok: bool, detail: String) {
+        self.notices.lock().unwrap_or_else(|p| p.into_inner()).push_back(DeviceNotice { ok, detail });
+    }
+
+    pub(super) fn take_notice(&self) -> Option<DeviceNotice> {
+        self.notices.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+    }
+}
+
+/// How often a lost device is looked for again.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// How often the stream thread checks its stream's health.
+const HEALTH_CHECK: Duration = Duration::from_millis(100);
+
+/// Keeps a stream alive on its own thread until dropped. When the device fails (it was
+/// unplugged, the sound server went away) the thread drops the stream and builds it
+/// again every second until the device is back, so a call survives a headset being
+/// pulled out and plugged in again.
 pub(super) struct StreamThread {
     _stop: mpsc::Sender<()>,
+    pub(super) health: Arc<Health>,
 }
 
 impl StreamThread {
-    /// Builds and starts the stream on a new thread; `build` runs there.
+    /// Builds and starts the stream on a new thread; `build` runs there, again after each
+    /// failure. The first build's error is returned; later ones are retried.
     pub(super) fn start(
-        build: impl FnOnce() -> Result<cpal::Stream, AudioError> + Send + 'static,
-    ) -> Result<(Self, ()), AudioError> {
+        what: &'static str,
+        build: impl Fn(&Arc<Health>) -> Result<cpal::Stream, AudioError> + Send + 'static,
+    ) -> Result<Self, AudioError> {
+        let health = Arc::new(Health::default());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let shared = health.clone();
+        let open = move || build(&shared).and_then(|s| s.play().map(|()| s).map_err(|e| device_error("starting", e)));
+        let health_in = health.clone();
         std::thread::Builder::new()
             .name("hark-audio".into())
             .spawn(move || {
-                let stream = match build().and_then(|s| s.play().map(|_| s).map_err(|e| device_error("starting", e))) {
+                let health = health_in;
+                let mut stream = match open() {
                     Ok(s) => {
                         let _ = ready_tx.send(Ok(()));
                         s
@@ -72,13 +129,38 @@ impl StreamThread {
                         return;
                     }
                 };
-                // Until the owner drops its sender.
-                let _ = stop_rx.recv();
-                drop(stream);
+                loop {
+                    // Until the owner drops its sender.
+                    match stop_rx.recv_timeout(HEALTH_CHECK) {
+                        Err(mpsc::RecvTimeoutError::Timeout) if !health.failed.load(Ordering::Acquire) => continue,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    drop(stream);
+                    let mut last_error = String::new();
+                    stream = loop {
+                        if !matches!(stop_rx.recv_timeout(REOPEN_EVERY), Err(mpsc::RecvTimeoutError::Timeout)) {
+                            return;
+                        }
+                        match open() {
+                            Ok(s) => break s,
+                            Err(e) => {
+                                let e = e.to_string();
+                                if e != last_error {
+                                    tracing::info!(error = %e, "audio {what} still missing");
+                                    last_error = e;
+                                }
+                            }
+                        }
+                    };
+                    health.failed.store(false, Ordering::Release);
+                    tracing::info!("audio {what} back");
+                    health.notice(true, format!("{what} back"));
+                }
             })
             .map_err(|e| device_error("audio thread", e))?;
         let started = ready_rx.recv().map_err(|_| device_error("audio thread", "ended at start"))?;
-        started.map(|()| (Self { _stop: stop_tx }, ()))
+        started.map(|()| Self { _stop: stop_tx, health })
     }
 }
 
@@ -89,62 +171,94 @@ fn push_ring(ring: &Ring, samples: impl Iterator<Item = f32>) {
     r.drain(..excess);
 }
 
+fn mono_f32(data: &[f32], channels: usize) -> impl Iterator<Item = f32> + '_ {
+    data.chunks(channels).map(|f| f.iter().sum::<f32>() / f.len() as f32)
+}
+
+fn mono_i16(data: &[i16], channels: usize) -> impl Iterator<Item = f32> + '_ {
+    data.chunks(channels).map(|f| f.iter().map(|s| f32::from(*s) / 32768.0).sum::<f32>() / f.len() as f32)
+}
+
+/// Builds an input stream on `name` that hands mono f32 samples to `feed`; the device's
+/// rate goes to `health`.
+pub(super) fn build_input(
+    name: Option<&str>,
+    health: &Arc<Health>,
+    what: &'static str,
+    feed: impl Fn(&mut dyn Iterator<Item = f32>) + Send + Clone + 'static,
+) -> Result<cpal::Stream, AudioError> {
+    let device = find(true, name)?;
+    let supported = device.default_input_config().map_err(|e| device_error("input config", e))?;
+    let config: cpal::StreamConfig = supported.config();
+    let channels = usize::from(config.channels.max(1));
+    health.set_rate(config.sample_rate.0);
+    let stream = match supported.sample_format() {
+        cpal::SampleFormat::F32 => {
+            let feed = feed.clone();
+            device.build_input_stream(
+                &config,
+                move |data: &[f32], _: &cpal::InputCallbackInfo| feed(&mut mono_f32(data, channels)),
+                health.on_error(what),
+                None,
+            )
+        }
+        cpal::SampleFormat::I16 => device.build_input_stream(
+            &config,
+            move |data: &[i16], _: &cpal::InputCallbackInfo| feed(&mut mono_i16(data, channels)),
+            health.on_error(what),
+            None,
+        ),
+        other => return Err(device_error("input", format!("unsupported sample format {other:?}"))),
+    };
+    stream.map_err(|e| device_error("opening the input", e))
+}
+
+fn input_resampler(rate: u32, device_rate: u32, frame_len: usize) -> Result<FastFixedOut<f64>, AudioError> {
+    FastFixedOut::<f64>::new(f64::from(rate) / f64::from(device_rate.max(1)), 1.0, PolynomialDegree::Cubic, frame_len, 1)
+        .map_err(|e| device_error("resampler", e))
+}
+
+fn output_resampler(rate: u32, device_rate: u32, frame_len: usize) -> Result<FastFixedIn<f64>, AudioError> {
+    FastFixedIn::<f64>::new(f64::from(device_rate.max(1)) / f64::from(rate), 1.0, PolynomialDegree::Cubic, frame_len, 1)
+        .map_err(|e| device_error("resampler", e))
+}
+
 /// The microphone: a device's input, mixed to mono, at the call's rate.
 pub struct DeviceSource {
     ring: Ring,
+    rate: u32,
+    frame_len: usize,
+    /// The device rate the resampler converts from; a reopened device may have another.
+    device_rate: u32,
     resampler: FastFixedOut<f64>,
     input: Vec<f64>,
-    _thread: StreamThread,
+    thread: StreamThread,
 }
 
 impl DeviceSource {
     pub fn open(name: Option<&str>, rate: u32, frame_len: usize) -> Result<Self, AudioError> {
         let name = name.map(str::to_owned);
         let ring: Ring = Arc::new(Mutex::new(VecDeque::new()));
-        let (cfg_tx, cfg_rx) = mpsc::channel();
         let feed = ring.clone();
-        let (thread, ()) = StreamThread::start(move || {
-            let device = find(true, name.as_deref())?;
-            let supported = device.default_input_config().map_err(|e| device_error("input config", e))?;
-            let config: cpal::StreamConfig = supported.config();
-            let channels = usize::from(config.channels.max(1));
-            let _ = cfg_tx.send(config.sample_rate.0);
-            let err = |e| tracing::warn!(error = %e, "audio input error");
-            let stream = match supported.sample_format() {
-                cpal::SampleFormat::F32 => device.build_input_stream(
-                    &config,
-                    move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                        push_ring(&feed, data.chunks(channels).map(|f| f.iter().sum::<f32>() / f.len() as f32))
-                    },
-                    err,
-                    None,
-                ),
-                cpal::SampleFormat::I16 => device.build_input_stream(
-                    &config,
-                    move |data: &[i16], _: &cpal::InputCallbackInfo| {
-                        push_ring(
-                            &feed,
-                            data.chunks(channels)
-                                .map(|f| f.iter().map(|s| f32::from(*s) / 32768.0).sum::<f32>() / f.len() as f32),
-                        )
-                    },
-                    err,
-                    None,
-                ),
-                other => return Err(device_error("input", format!("unsupported sample format {other:?}"))),
-            };
-            stream.map_err(|e| device_error("opening the input", e))
+        let thread = StreamThread::start("microphone", move |health| {
+            let feed = feed.clone();
+            build_input(name.as_deref(), health, "microphone", move |samples| push_ring(&feed, samples))
         })?;
-        let device_rate = cfg_rx.recv().map_err(|_| device_error("input", "no configuration"))?;
-        let resampler =
-            FastFixedOut::<f64>::new(f64::from(rate) / f64::from(device_rate), 1.0, PolynomialDegree::Cubic, frame_len, 1)
-                .map_err(|e| device_error("resampler", e))?;
-        Ok(Self { ring, resampler, input: Vec::new(), _thread: thread })
+        let device_rate = thread.health.rate();
+        let resampler = input_resampler(rate, device_rate, frame_len)?;
+        Ok(Self { ring, rate, frame_len, device_rate, resampler, input: Vec::new(), thread })
     }
 }
 
 impl AudioSource for DeviceSource {
     fn read_frame(&mut self, out: &mut [i16]) {
+        let device_rate = self.thread.health.rate();
+        if device_rate != self.device_rate
+            && let Ok(r) = input_resampler(self.rate, device_rate, self.frame_len)
+        {
+            self.resampler = r;
+            self.device_rate = device_rate;
+        }
         let need = self.resampler.input_frames_next();
         self.input.clear();
         {
@@ -152,7 +266,7 @@ impl AudioSource for DeviceSource {
             let take = need.min(r.len());
             self.input.extend(r.drain(..take).map(f64::from));
         }
-        // An underrun (the device is late) is filled with silence.
+        // An underrun (the device is late, or gone) is filled with silence.
         self.input.resize(need, 0.0);
         match self.resampler.process(&[&self.input], None) {
             Ok(frames) => {
@@ -163,30 +277,35 @@ impl AudioSource for DeviceSource {
             Err(_) => out.fill(0),
         }
     }
+
+    fn take_notice(&mut self) -> Option<DeviceNotice> {
+        self.thread.health.take_notice()
+    }
 }
 
 /// The speaker: the call's audio, converted to a device's rate, on every channel.
 pub struct DeviceSink {
     ring: Ring,
-    resampler: FastFixedIn<f64>,
+    rate: u32,
     frame_len: usize,
+    device_rate: u32,
+    resampler: FastFixedIn<f64>,
     input: Vec<f64>,
-    _thread: StreamThread,
+    thread: StreamThread,
 }
 
 impl DeviceSink {
     pub fn open(name: Option<&str>, rate: u32, frame_len: usize) -> Result<Self, AudioError> {
         let name = name.map(str::to_owned);
         let ring: Ring = Arc::new(Mutex::new(VecDeque::new()));
-        let (cfg_tx, cfg_rx) = mpsc::channel();
         let drain = ring.clone();
-        let (thread, ()) = StreamThread::start(move || {
+        let thread = StreamThread::start("speaker", move |health| {
             let device = find(false, name.as_deref())?;
             let supported = device.default_output_config().map_err(|e| device_error("output config", e))?;
             let config: cpal::StreamConfig = supported.config();
             let channels = usize::from(config.channels.max(1));
-            let _ = cfg_tx.send(config.sample_rate.0);
-            let err = |e| tracing::warn!(error = %e, "audio output error");
+            health.set_rate(config.sample_rate.0);
+            let drain = drain.clone();
             let next = move |frame_count: usize| -> Vec<f32> {
                 let mut r = drain.lock().unwrap_or_else(|p| p.into_inner());
                 let take = frame_count.min(r.len());
@@ -203,7 +322,7 @@ impl DeviceSink {
                             frame.fill(s);
                         }
                     },
-                    err,
+                    health.on_error("speaker"),
                     None,
                 ),
                 cpal::SampleFormat::I16 => device.build_output_stream(
@@ -214,23 +333,26 @@ impl DeviceSink {
                             frame.fill((s * 32767.0).clamp(-32768.0, 32767.0) as i16);
                         }
                     },
-                    err,
+                    health.on_error("speaker"),
                     None,
                 ),
                 other => return Err(device_error("output", format!("unsupported sample format {other:?}"))),
             };
             stream.map_err(|e| device_error("opening the output", e))
         })?;
-        let device_rate = cfg_rx.recv().map_err(|_| device_error("output", "no configuration"))?;
-        let resampler =
-            FastFixedIn::<f64>::new(f64::from(device_rate) / f64::from(rate), 1.0, PolynomialDegree::Cubic, frame_len, 1)
-                .map_err(|e| device_error("resampler", e))?;
-        Ok(Self { ring, resampler, frame_len, input: Vec::new(), _thread: thread })
+        let device_rate = thread.health.rate();
+        let resampler = output_resampler(rate, device_rate, frame_len)?;
+        Ok(Self { ring, rate, frame_len, device_rate, resampler, input: Vec::new(), thread })
     }
 }
 
 impl AudioSink for DeviceSink {
     fn write_frame(&mut self, pcm: &[i16]) -> Result<(), AudioError> {
+        let device_rate = self.thread.health.rate();
+        if device_rate != self.device_rate {
+            self.resampler = output_resampler(self.rate, device_rate, self.frame_len)?;
+            self.device_rate = device_rate;
+        }
         self.input.clear();
         self.input.extend(pcm.iter().map(|s| f64::from(*s) / 32768.0));
         self.input.resize(self.frame_len, 0.0);
@@ -241,6 +363,10 @@ impl AudioSink for DeviceSink {
 
     fn finish(&mut self) -> Result<(), AudioError> {
         Ok(())
+    }
+
+    fn take_notice(&mut self) -> Option<DeviceNotice> {
+        self.thread.health.take_notice()
     }
 }
 

@@ -2,8 +2,7 @@
 //! microphone they chose hears them before they call anyone.
 
 use super::AudioError;
-use super::device::{StreamThread, device_error, find};
-use cpal::traits::{DeviceTrait, StreamTrait as _};
+use super::device::{StreamThread, build_input};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -27,35 +26,11 @@ impl InputMeter {
         let name = name.map(str::to_owned);
         let peak = Arc::new(AtomicU32::new(0));
         let feed = peak.clone();
-        let (thread, ()) = StreamThread::start(move || {
-            let device = find(true, name.as_deref())?;
-            let supported = device.default_input_config().map_err(|e| device_error("input config", e))?;
-            let config: cpal::StreamConfig = supported.config();
-            let err = |e| tracing::warn!(error = %e, "level meter input error");
-            let stream = match supported.sample_format() {
-                cpal::SampleFormat::F32 => device.build_input_stream(
-                    &config,
-                    move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                        raise(&feed, data.iter().fold(0.0f32, |m, s| m.max(s.abs())).min(1.0))
-                    },
-                    err,
-                    None,
-                ),
-                cpal::SampleFormat::I16 => device.build_input_stream(
-                    &config,
-                    move |data: &[i16], _: &cpal::InputCallbackInfo| {
-                        let m = data.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
-                        raise(&feed, f32::from(m) / 32768.0)
-                    },
-                    err,
-                    None,
-                ),
-                other => return Err(device_error("input", format!("unsupported sample format {other:?}"))),
-            };
-            let stream = stream.map_err(|e| device_error("opening the input", e))?;
-            // Started by StreamThread; `play` here is harmless and keeps the intent clear.
-            let _ = stream.play();
-            Ok(stream)
+        let thread = StreamThread::start("microphone", move |health| {
+            let feed = feed.clone();
+            build_input(name.as_deref(), health, "microphone", move |samples| {
+                raise(&feed, samples.fold(0.0f32, |m, s| m.max(s.abs())).min(1.0))
+            })
         })?;
         Ok(Self { peak, _thread: thread })
     }

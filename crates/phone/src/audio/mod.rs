@@ -62,10 +62,23 @@ pub struct AudioConfig {
     pub local_recording: Option<PathBuf>,
 }
 
+/// A real device went away or came back during a call (files and null never do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceNotice {
+    /// false: lost (the call goes on, silent on that side, while the device is looked
+    /// for again); true: back.
+    pub ok: bool,
+    pub detail: String,
+}
+
 /// 20 ms of microphone audio per tick.
 pub trait AudioSource: Send {
     /// Fills `out` (one frame at the rate given when opened).
     fn read_frame(&mut self, out: &mut [i16]);
+    /// The next loss or return of the device not reported yet.
+    fn take_notice(&mut self) -> Option<DeviceNotice> {
+        None
+    }
 }
 
 /// What the speaker plays, 20 ms per tick.
@@ -73,6 +86,10 @@ pub trait AudioSink: Send {
     fn write_frame(&mut self, pcm: &[i16]) -> Result<(), AudioError>;
     /// Flushes and closes (a file's header is final after this).
     fn finish(&mut self) -> Result<(), AudioError>;
+    /// The next loss or return of the device not reported yet.
+    fn take_notice(&mut self) -> Option<DeviceNotice> {
+        None
+    }
 }
 
 impl SourceConfig {

@@ -85,6 +85,9 @@ impl MediaTask {
                         write_failed = true;
                         fail(&self.events, e.to_string());
                     }
+                    while let Some(n) = source.take_notice().or_else(|| sink.take_notice()) {
+                        let _ = self.events.send(PhoneEvent::AudioDevice { call, ok: n.ok, detail: n.detail });
+                    }
                 }
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, _from)) => session.receive(&buf[..n]),
