@@ -385,8 +385,11 @@ fn report(ev: &PhoneEvent, outcome: &mut Outcome) {
             outcome.failures.push(format!("media: {reason}"));
         }
         PhoneEvent::AudioDevice { call, ok, detail } => progress(&format!("audio-device {call} ok={ok} detail=\"{detail}\"")),
-        PhoneEvent::MediaStopped { call, sent_packets, received_packets } => {
-            progress(&format!("media-stopped {call} sent={sent_packets} received={received_packets}"))
+        PhoneEvent::MediaStopped { call, sent_packets, received_packets, peer_reports, peer_lost, rtt_ms } => {
+            let rtt = rtt_ms.map_or("-".to_string(), |ms| ms.to_string());
+            progress(&format!(
+                "media-stopped {call} sent={sent_packets} received={received_packets} rtcp-reports={peer_reports} peer-lost={peer_lost} rtt-ms={rtt}"
+            ))
         }
     }
 }

@@ -20,6 +20,9 @@ pub mod dtmf;
 pub mod packet;
 pub mod relay;
 pub mod sdp;
+
+/// The webrtc-rs RTCP crate, re-exported so every crate builds reports with one version.
+pub use rtcp;
 mod types;
 
 pub use relay::{

@@ -138,6 +138,14 @@ pub enum PhoneEvent {
     /// A real audio device of the call was lost (`ok` false: the call goes on while it
     /// is looked for again) or is back.
     AudioDevice { call: CallHandle, ok: bool, detail: String },
-    /// The call's media stopped; its audio files are complete.
-    MediaStopped { call: CallHandle, sent_packets: u64, received_packets: u64 },
+    /// The call's media stopped; its audio files are complete. `peer_*` and `rtt_ms`
+    /// come from the peer's RTCP reports about our stream (0/None without any).
+    MediaStopped {
+        call: CallHandle,
+        sent_packets: u64,
+        received_packets: u64,
+        peer_reports: u64,
+        peer_lost: u32,
+        rtt_ms: Option<u64>,
+    },
 }

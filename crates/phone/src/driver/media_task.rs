@@ -3,7 +3,7 @@
 
 use crate::audio::{AudioConfig, LocalRecording};
 use crate::event::{CallHandle, MediaParams, PhoneEvent};
-use crate::media::{FRAME_MS, MediaSession};
+use crate::media::{FRAME_MS, MediaSession, Rtcp};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -19,6 +19,9 @@ pub(super) enum MediaControl {
 pub(super) struct MediaTask {
     pub call: CallHandle,
     pub socket: UdpSocket,
+    /// RTCP, on the port after RTP's; reports go to the peer's RTP port + 1.
+    pub rtcp_socket: UdpSocket,
+    pub cname: String,
     pub params: MediaParams,
     pub audio: AudioConfig,
     pub control: mpsc::UnboundedReceiver<MediaControl>,
@@ -59,6 +62,14 @@ impl MediaTask {
         let mut played = Vec::with_capacity(session.frame_len());
         let mut write_failed = false;
         let mut muted = false;
+        let mut rtcp = Rtcp::new(std::mem::take(&mut self.cname), std::time::Instant::now());
+        let mut rtcp_buf = vec![0u8; 1500];
+        let rtcp_to = |session: &MediaSession| {
+            session.params().remote.map(|mut a| {
+                a.set_port(a.port().wrapping_add(1));
+                a
+            })
+        };
         loop {
             tokio::select! {
                 _ = clock.tick() => {
@@ -88,15 +99,30 @@ impl MediaTask {
                     while let Some(n) = source.take_notice().or_else(|| sink.take_notice()) {
                         let _ = self.events.send(PhoneEvent::AudioDevice { call, ok: n.ok, detail: n.detail });
                     }
+                    if let Some(to) = rtcp_to(&session)
+                        && let Some(report) = rtcp.poll_report(std::time::Instant::now(), session.sender_counts())
+                    {
+                        let _ = self.rtcp_socket.try_send_to(&report, to);
+                    }
                 }
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, _from)) => session.receive(&buf[..n]),
+                    Ok((n, _from)) => {
+                        if let Some((ssrc, seq, ts)) = session.receive(&buf[..n]) {
+                            let clock = session.codec().rtp_clock_rate();
+                            rtcp.on_rtp(ssrc, seq, ts, clock, std::time::Instant::now());
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                     Err(e) => {
                         fail(&self.events, format!("RTP socket: {e}"));
                         break;
                     }
                 },
+                received = self.rtcp_socket.recv_from(&mut rtcp_buf) => {
+                    if let Ok((n, _from)) = received {
+                        rtcp.receive(&rtcp_buf[..n], session.sender_counts().ssrc, std::time::Instant::now());
+                    }
+                }
                 ctl = self.control.recv() => match ctl {
                     Some(MediaControl::Update(p)) => {
                         if let Err(e) = session.update(p) {
@@ -114,6 +140,9 @@ impl MediaTask {
                 },
             }
         }
+        if let Some(to) = rtcp_to(&session) {
+            let _ = self.rtcp_socket.try_send_to(&rtcp.bye(std::time::Instant::now(), session.sender_counts()), to);
+        }
         let mut result = sink.finish();
         if let Some(r) = recording.as_mut() {
             result = result.and(r.finish());
@@ -125,6 +154,9 @@ impl MediaTask {
             call,
             sent_packets: session.stats.sent_packets,
             received_packets: session.stats.received_packets,
+            peer_reports: rtcp.peer.reports,
+            peer_lost: rtcp.peer.total_lost,
+            rtt_ms: rtcp.peer.rtt.map(|d| d.as_millis() as u64),
         });
     }
 }

@@ -116,6 +116,7 @@ pub async fn start(config: DriverConfig) -> io::Result<PhoneHandle> {
         media_ip: local.ip(),
         audio: config.audio,
         rtp_ports: config.rtp_ports,
+        cname: format!("{}@{}", config.phone.account.user, local.ip()),
         sockets: HashMap::new(),
         media: HashMap::new(),
         finished: Vec::new(),
@@ -125,14 +126,22 @@ pub async fn start(config: DriverConfig) -> io::Result<PhoneHandle> {
     Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local_sip: local, task })
 }
 
+/// A call's RTP socket and the RTCP socket on the next port.
+struct MediaSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
 struct Driver {
     phone: Phone,
     transports: SipTransports,
     media_ip: IpAddr,
     audio: AudioConfig,
     rtp_ports: Option<(u16, u16)>,
+    /// Our RTCP CNAME (RFC 3550 §6.5.1): user@address.
+    cname: String,
     /// RTP sockets bound for calls whose media has not started yet.
-    sockets: HashMap<CallHandle, UdpSocket>,
+    sockets: HashMap<CallHandle, MediaSockets>,
     media: HashMap<CallHandle, mpsc::UnboundedSender<MediaControl>>,
     finished: Vec<JoinHandle<()>>,
     events: mpsc::UnboundedSender<PhoneEvent>,
@@ -166,30 +175,42 @@ impl Driver {
         }
     }
 
-    async fn bind_rtp(&self) -> Result<(UdpSocket, u16), PhoneError> {
-        let bind = |port| UdpSocket::bind(SocketAddr::new(self.media_ip, port));
-        let socket = match self.rtp_ports {
-            None => bind(0).await.map_err(|e| PhoneError::Send(format!("RTP socket: {e}")))?,
-            Some((lo, hi)) => {
-                let mut found = None;
-                for port in (lo..=hi).step_by(2) {
-                    if let Ok(s) = bind(port).await {
-                        found = Some(s);
-                        break;
-                    }
-                }
-                found.ok_or_else(|| PhoneError::Send(format!("no free RTP port in {lo}-{hi}")))?
-            }
+    /// An RTP socket on an even port and its RTCP socket on the next (RFC 3550 §11), in
+    /// `--rtp-ports` when given.
+    fn bind_rtp(&self) -> Result<(MediaSockets, u16), PhoneError> {
+        let bind = |port: u16| {
+            let s = std::net::UdpSocket::bind(SocketAddr::new(self.media_ip, port))?;
+            s.set_nonblocking(true)?;
+            Ok::<_, io::Error>(s)
         };
-        let port = socket.local_addr().map_err(|e| PhoneError::Send(e.to_string()))?.port();
-        Ok((socket, port))
+        let pair = |rtp: std::net::UdpSocket| -> Option<(std::net::UdpSocket, std::net::UdpSocket)> {
+            let port = rtp.local_addr().ok()?.port();
+            if port % 2 != 0 || port == u16::MAX {
+                return None;
+            }
+            bind(port + 1).ok().map(|rtcp| (rtp, rtcp))
+        };
+        let found = match self.rtp_ports {
+            // The system's choice, until it is even with a free odd neighbour.
+            None => (0..64).find_map(|_| bind(0).ok().and_then(pair)),
+            Some((lo, hi)) => (lo + lo % 2..hi).step_by(2).find_map(|port| bind(port).ok().and_then(pair)),
+        };
+        let Some((rtp, rtcp)) = found else {
+            return Err(PhoneError::Send(match self.rtp_ports {
+                None => "no free RTP/RTCP port pair".into(),
+                Some((lo, hi)) => format!("no free RTP/RTCP port pair in {lo}-{hi}"),
+            }));
+        };
+        let port = rtp.local_addr().map_err(|e| PhoneError::Send(e.to_string()))?.port();
+        let to_tokio = |s| UdpSocket::from_std(s).map_err(|e| PhoneError::Send(format!("RTP socket: {e}")));
+        Ok((MediaSockets { rtp: to_tokio(rtp)?, rtcp: to_tokio(rtcp)? }, port))
     }
 
     async fn command(&mut self, cmd: DriverCommand) {
         let now = std::time::Instant::now();
         let result = match cmd {
             DriverCommand::Dial { target, reply } => {
-                let r = match self.bind_rtp().await {
+                let r = match self.bind_rtp() {
                     Ok((socket, port)) => {
                         let r = self.phone.handle_command(now, Command::Dial { target, rtp_port: port });
                         if let Ok(Some(call)) = &r {
@@ -202,7 +223,7 @@ impl Driver {
                 let _ = reply.send(r);
                 return;
             }
-            DriverCommand::Answer { call } => match self.bind_rtp().await {
+            DriverCommand::Answer { call } => match self.bind_rtp() {
                 Ok((socket, port)) => {
                     self.sockets.insert(call, socket);
                     self.phone.handle_command(now, Command::Answer { call, rtp_port: port })
@@ -240,14 +261,10 @@ impl Driver {
 
     /// The peer of `call` asked us (REFER) to call `target`: a phone follows at once.
     fn follow_transfer(&mut self, call: CallHandle, target: &str) {
-        let bound = std::net::UdpSocket::bind(SocketAddr::new(self.media_ip, 0))
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .and_then(UdpSocket::from_std);
-        let socket = match bound {
-            Ok(s) => s,
+        let (socket, port) = match self.bind_rtp() {
+            Ok(bound) => bound,
             Err(e) => return tracing::warn!(%call, error = %e, "no RTP socket to follow a transfer"),
         };
-        let Ok(port) = socket.local_addr().map(|a| a.port()) else { return };
         let now = std::time::Instant::now();
         match self.phone.handle_command(now, Command::AcceptTransfer { call, rtp_port: port }) {
             Ok(Some(new)) => {
@@ -299,7 +316,9 @@ impl Driver {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let task = MediaTask {
                     call: *call,
-                    socket,
+                    socket: socket.rtp,
+                    rtcp_socket: socket.rtcp,
+                    cname: self.cname.clone(),
                     params: params.clone(),
                     audio: self.audio.clone(),
                     control: rx,

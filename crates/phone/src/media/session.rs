@@ -4,6 +4,7 @@
 use super::dtmf_sender::DtmfSender;
 use super::jitter::{JitterBuffer, Playout};
 use super::plc::Concealer;
+use super::rtcp::SenderCounts;
 use super::rtp_out::RtpSender;
 use super::FRAME_MS;
 use crate::event::MediaParams;
@@ -15,6 +16,8 @@ use std::collections::VecDeque;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MediaStats {
     pub sent_packets: u64,
+    /// RTP payload bytes sent, for RTCP sender reports.
+    pub sent_octets: u64,
     pub received_packets: u64,
     pub decode_errors: u64,
     pub concealed_frames: u64,
@@ -97,15 +100,28 @@ impl MediaSession {
     }
 
     /// A datagram from the RTP socket. RTCP and foreign payload types are ignored;
-    /// telephone-events and comfort noise keep their place in the sequence.
-    pub fn receive(&mut self, datagram: &[u8]) {
+    /// telephone-events and comfort noise keep their place in the sequence. Returns the
+    /// packet's source, sequence number and timestamp, for RTCP's reception statistics.
+    pub fn receive(&mut self, datagram: &[u8]) -> Option<(u32, u16, u32)> {
         if looks_like_rtcp(datagram) {
-            return;
+            return None;
         }
-        let Some(h) = peek_rtp(datagram) else { return };
-        let Some(payload) = datagram.get(h.payload_offset..h.payload_offset + h.payload_len) else { return };
+        let h = peek_rtp(datagram)?;
+        let payload = datagram.get(h.payload_offset..h.payload_offset + h.payload_len)?;
         self.stats.received_packets += 1;
         self.jitter.push(h.ssrc.0, h.seq.0, h.payload_type, payload);
+        Some((h.ssrc.0, h.seq.0, h.timestamp))
+    }
+
+    /// What we sent so far, for an RTCP sender report.
+    pub fn sender_counts(&self) -> SenderCounts {
+        SenderCounts {
+            ssrc: self.sender.ssrc(),
+            packets: self.stats.sent_packets as u32,
+            octets: self.stats.sent_octets as u32,
+            rtp_time: self.sender.timestamp(),
+            sending: self.params.send && self.params.remote.is_some(),
+        }
     }
 
     /// One 20 ms frame from the microphone (at [`Self::rate`]): the packets to send.
@@ -125,10 +141,11 @@ impl MediaSession {
             }
         }
         self.sender.advance(units);
-        self.stats.sent_packets += out.len() as u64;
         if !self.params.send {
             return Vec::new();
         }
+        self.stats.sent_packets += out.len() as u64;
+        self.stats.sent_octets += out.iter().map(|p| p.len().saturating_sub(12) as u64).sum::<u64>();
         out
     }
 
