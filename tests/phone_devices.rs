@@ -102,3 +102,63 @@ fn a_call_on_real_devices_survives_the_headset_being_unplugged_and_plugged_back(
     let late = analyse(&pcm.slice_secs(replugged + 3.0, pcm.duration_secs()), CALLER_HZ, CALLEE_HZ, 0.0);
     assert!(late.expected_secs() >= 2.0, "after the replug the callee did not hear the microphone: {}\n{}", late.describe(), ctx(&caller, &callee));
 }
+
+/// A WAV of three 1 s tones one after the other.
+fn three_tones(path: &std::path::Path, hz: [f64; 3]) {
+    let rate = 16_000u32;
+    let mut bytes = Vec::new();
+    for f in hz {
+        for i in 0..rate {
+            let v = (8000.0 * (2.0 * std::f64::consts::PI * f * f64::from(i) / f64::from(rate)).sin()) as i16;
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + bytes.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), rate, rate * 2, 2 | (16 << 16)] {
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&bytes);
+    std::fs::write(path, wav).unwrap();
+}
+
+#[test]
+fn phone_play_sounds_on_the_speaker_from_a_position_with_a_pause() {
+    use hark_e2e::audio::Heard;
+    let pulse = PulseServer::start();
+    let _speaker = pulse.plug("speaker");
+    let tones = Tones::new();
+    let wav = tones.out("three.wav");
+    three_tones(&wav, [440.0, 660.0, 880.0]);
+    let heard = tones.out("heard.raw");
+    let _rec = pulse.record("speaker.monitor", RATE, &heard);
+    // From 1 s (so the 440 Hz second is skipped), paused 0.5 s after the start for 1 s.
+    let args = ["phone", "play", wav.to_str().unwrap(), "--from", "1", "--pause-at", "0.5", "--resume-at", "1.5"];
+    let mut player = Phone::spawn_env("player", args.iter().map(|s| s.to_string()).collect(), &pulse.client_env("speaker", "speaker.monitor"));
+    player.assert_success(Duration::from_secs(30));
+    // parec writes in blocks: wait until it holds half a second of the silence after the
+    // playback, so the whole playback is in.
+    let complete = |samples: &Vec<f64>| {
+        let last = samples.iter().rposition(|s| s.abs() > 1000.0);
+        last.is_some_and(|i| samples.len() - i >= (RATE / 2) as usize)
+    };
+    let samples = poll_until(Duration::from_secs(15), || Some(read_raw(&heard)).filter(complete)).unwrap_or_else(|| read_raw(&heard));
+    let pcm = Pcm { rate: RATE, samples, source: "speaker monitor".into() };
+    let skipped = analyse(&pcm, 440.0, 660.0, 0.0);
+    let second = analyse(&pcm, 660.0, 880.0, 0.0);
+    let third = analyse(&pcm, 880.0, 660.0, 0.0);
+    let report = || format!("{}\n{}\n{}", second.describe(), third.describe(), player.report());
+    assert_eq!(skipped.count(Heard::Expected), 0, "--from 1 must skip the first second\n{}", report());
+    assert!((0.6..=1.3).contains(&second.expected_secs()), "the 660 Hz second, split by the pause\n{}", report());
+    assert!((0.7..=1.3).contains(&third.expected_secs()), "the 880 Hz second after the resume\n{}", report());
+    // The pause: a silent stretch of about 1 s between the two halves of the 660 Hz tone.
+    let kinds: Vec<Heard> = second.windows.iter().map(|w| w.heard).collect();
+    let first_tone = kinds.iter().position(|k| *k == Heard::Expected).expect("660 Hz heard");
+    let last_tone = kinds.iter().rposition(|k| *k == Heard::Expected).unwrap();
+    let silent = kinds[first_tone..last_tone].iter().filter(|k| **k == Heard::Silence).count() as f64 * 0.1;
+    assert!((0.7..=1.4).contains(&silent), "the pause should be about 1 s of silence inside the 660 Hz tone, was {silent:.1} s\n{}", report());
+}

@@ -2,6 +2,7 @@
 
 mod pbx;
 mod phone;
+mod phone_play;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

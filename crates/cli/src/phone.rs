@@ -26,6 +26,9 @@ pub enum PhoneCommand {
     Answer(AnswerArgs),
     /// List the audio devices (for --input-device / --output-device).
     Devices,
+    /// Play a WAV (a recording) on the default audio output: from a position, with
+    /// pause and resume.
+    Play(crate::phone_play::PlayArgs),
     /// The call history kept by `--library` (newest first).
     History(LibraryArgs),
     /// The local recordings kept by `--library` (newest first), with their pause marks.
@@ -230,6 +233,7 @@ pub fn run(cmd: PhoneCommand) -> CliResult {
             PhoneCommand::Call(a) => call(a).await,
             PhoneCommand::Answer(a) => answer(a).await,
             PhoneCommand::Devices => devices(),
+            PhoneCommand::Play(a) => tokio::task::block_in_place(|| crate::phone_play::play(a)),
             PhoneCommand::History(a) => history(a),
             PhoneCommand::Recordings(a) => recordings(a),
         }

@@ -5,6 +5,7 @@
 //! audio output device (a server, Xvfb in CI) playback still runs on that clock, silent,
 //! and the UI says so.
 
+use crate::audio::device::SampleOutput;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -126,15 +127,24 @@ impl Player {
 
     /// Loads a WAV (checked first) and starts playing it.
     pub fn load(&self, id: &str, path: &Path, duration_ms: u64) -> Result<(), String> {
+        self.load_from(id, path, duration_ms, 0)
+    }
+
+    /// Loads a WAV and starts playing it `from_ms` in (seeking first, so nothing before
+    /// that is heard).
+    pub fn load_from(&self, id: &str, path: &Path, duration_ms: u64, from_ms: u64) -> Result<(), String> {
         let (reply, rx) = mpsc::channel();
         self.send(Cmd::Load { path: path.to_owned(), reply });
         rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "the player did not answer".to_string())??;
         let mut c = self.clock.lock().unwrap();
         c.id = Some(id.to_owned());
         c.duration_ms = duration_ms;
-        c.base_ms = 0;
+        c.base_ms = from_ms.min(duration_ms);
         c.since = None;
         drop(c);
+        if from_ms > 0 {
+            self.send(Cmd::Seek(from_ms));
+        }
         self.play();
         Ok(())
     }
@@ -206,7 +216,7 @@ impl Default for Player {
 
 fn run(rx: mpsc::Receiver<Cmd>, clock: Arc<Mutex<Clock>>) {
     // Opened on first use: no sound device is touched until something plays.
-    let mut output: Option<(rodio::OutputStream, rodio::OutputStreamHandle)> = None;
+    let mut output: Option<SampleOutput> = None;
     let mut tried = false;
     let mut sink: Option<rodio::Sink> = None;
     while let Ok(cmd) = rx.recv() {
@@ -217,7 +227,7 @@ fn run(rx: mpsc::Receiver<Cmd>, clock: Arc<Mutex<Clock>>) {
                 }
                 if !tried {
                     tried = true;
-                    output = rodio::OutputStream::try_default().ok();
+                    output = SampleOutput::open().inspect_err(|e| tracing::info!(error = %e, "no audio output for playback")).ok();
                 }
                 let result = (|| -> Result<(), String> {
                     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -226,19 +236,18 @@ fn run(rx: mpsc::Receiver<Cmd>, clock: Arc<Mutex<Clock>>) {
                         .map_err(|e| format!("cannot play {name}: not a playable WAV file ({e})"))?;
                     let mut c = clock.lock().unwrap();
                     match &output {
-                        Some((_, handle)) => match rodio::Sink::try_new(handle) {
-                            Ok(s) => {
-                                s.pause();
-                                s.append(decoder);
-                                sink = Some(s);
-                                c.device = true;
-                                c.message = None;
-                            }
-                            Err(e) => {
-                                c.device = false;
-                                c.message = Some(format!("no audio output ({e}); playing silently"));
-                            }
-                        },
+                        Some(out) => {
+                            // rodio's sink (play, pause, seek) feeds our device stream,
+                            // converted to the device's format.
+                            let (s, queue) = rodio::Sink::new_idle();
+                            s.pause();
+                            s.append(decoder);
+                            let (channels, rate) = out.format();
+                            out.set_source(Some(Box::new(rodio::source::UniformSourceIterator::<_, f32>::new(queue, channels, rate))));
+                            sink = Some(s);
+                            c.device = true;
+                            c.message = None;
+                        }
                         None => {
                             c.device = false;
                             c.message = Some("no audio output device; playing silently".into());

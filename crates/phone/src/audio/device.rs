@@ -171,6 +171,21 @@ fn push_ring(ring: &Ring, samples: impl Iterator<Item = f32>) {
     r.drain(..excess);
 }
 
+/// How much audio a device may buffer. A call cannot wait: left to itself, ALSA's pulse
+/// plugin (and so PulseAudio and PipeWire desktops) buffers up to a second or more.
+const DEVICE_BUFFER_MS: u32 = 40;
+
+/// The device's own format with a buffer of [`DEVICE_BUFFER_MS`] (within what the device
+/// allows; its default where it does not say).
+pub fn low_latency(supported: &cpal::SupportedStreamConfig) -> cpal::StreamConfig {
+    let mut config = supported.config();
+    if let cpal::SupportedBufferSize::Range { min, max } = supported.buffer_size() {
+        let want = config.sample_rate.0 * DEVICE_BUFFER_MS / 1000;
+        config.buffer_size = cpal::BufferSize::Fixed(want.clamp(*min, (*max).max(*min)));
+    }
+    config
+}
+
 fn mono_f32(data: &[f32], channels: usize) -> impl Iterator<Item = f32> + '_ {
     data.chunks(channels).map(|f| f.iter().sum::<f32>() / f.len() as f32)
 }
@@ -189,7 +204,7 @@ pub(super) fn build_input(
 ) -> Result<cpal::Stream, AudioError> {
     let device = find(true, name)?;
     let supported = device.default_input_config().map_err(|e| device_error("input config", e))?;
-    let config: cpal::StreamConfig = supported.config();
+    let config = low_latency(&supported);
     let channels = usize::from(config.channels.max(1));
     health.set_rate(config.sample_rate.0);
     let stream = match supported.sample_format() {
@@ -302,7 +317,7 @@ impl DeviceSink {
         let thread = StreamThread::start("speaker", move |health| {
             let device = find(false, name.as_deref())?;
             let supported = device.default_output_config().map_err(|e| device_error("output config", e))?;
-            let config: cpal::StreamConfig = supported.config();
+            let config = low_latency(&supported);
             let channels = usize::from(config.channels.max(1));
             health.set_rate(config.sample_rate.0);
             let drain = drain.clone();
@@ -367,6 +382,80 @@ impl AudioSink for DeviceSink {
 
     fn take_notice(&mut self) -> Option<DeviceNotice> {
         self.thread.health.take_notice()
+    }
+}
+
+/// Samples (f32, interleaved) an output pulls from; None plays silence.
+pub type OutputFeed = Arc<Mutex<Option<Box<dyn Iterator<Item = f32> + Send>>>>;
+
+/// The default output device playing whatever [`SampleOutput::set_source`] gives it, with
+/// the low-latency buffer of a call (so pause and seek are heard at once) and the same
+/// reopening after an unplug. Playback of recordings goes through it.
+pub struct SampleOutput {
+    feed: OutputFeed,
+    /// The device's channels; its rate is in the thread's health.
+    channels: Arc<AtomicU32>,
+    thread: StreamThread,
+}
+
+fn fill<T: cpal::SizedSample + cpal::FromSample<f32>>(feed: &OutputFeed, pulls: &AtomicU32, data: &mut [T]) {
+    pulls.fetch_add(1, Ordering::AcqRel);
+    let mut source = feed.lock().unwrap_or_else(|p| p.into_inner());
+    match source.as_mut() {
+        Some(it) => data.iter_mut().for_each(|d| *d = T::from_sample(it.next().unwrap_or(0.0))),
+        None => data.fill(T::EQUILIBRIUM),
+    }
+}
+
+impl SampleOutput {
+    pub fn open() -> Result<Self, AudioError> {
+        let feed: OutputFeed = Arc::new(Mutex::new(None));
+        let channels = Arc::new(AtomicU32::new(2));
+        let pulls = Arc::new(AtomicU32::new(0));
+        let (pull, chans, counter) = (feed.clone(), channels.clone(), pulls.clone());
+        let thread = StreamThread::start("speaker", move |health| {
+            let device = find(false, None)?;
+            let supported = device.default_output_config().map_err(|e| device_error("output config", e))?;
+            let config = low_latency(&supported);
+            chans.store(u32::from(config.channels.max(1)), Ordering::Release);
+            health.set_rate(config.sample_rate.0);
+            let (pull, pulls) = (pull.clone(), counter.clone());
+            let (pull2, pulls2) = (pull.clone(), counter.clone());
+            let stream = match supported.sample_format() {
+                cpal::SampleFormat::F32 => device.build_output_stream(
+                    &config,
+                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| fill(&pull, &pulls, data),
+                    health.on_error("speaker"),
+                    None,
+                ),
+                cpal::SampleFormat::I16 => device.build_output_stream(
+                    &config,
+                    move |data: &mut [i16], _: &cpal::OutputCallbackInfo| fill(&pull2, &pulls2, data),
+                    health.on_error("speaker"),
+                    None,
+                ),
+                other => return Err(device_error("output", format!("unsupported sample format {other:?}"))),
+            };
+            stream.map_err(|e| device_error("opening the output", e))
+        })?;
+        // A sound server may take a good while to start the stream after the first
+        // buffer is filled (PulseAudio here: most of a second). Until the device asks for
+        // more, playing would start a position clock ahead of what is heard.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while pulls.load(Ordering::Acquire) < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(Self { feed, channels, thread })
+    }
+
+    /// The device's channel count and rate, which a source must be converted to.
+    pub fn format(&self) -> (u16, u32) {
+        (self.channels.load(Ordering::Acquire) as u16, self.thread.health.rate())
+    }
+
+    /// Plays `source` (interleaved, in [`SampleOutput::format`]) from now on.
+    pub fn set_source(&self, source: Option<Box<dyn Iterator<Item = f32> + Send>>) {
+        *self.feed.lock().unwrap_or_else(|p| p.into_inner()) = source;
     }
 }
 
