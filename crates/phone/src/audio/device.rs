@@ -142,6 +142,8 @@ impl StreamThread {
                         if !matches!(stop_rx.recv_timeout(REOPEN_EVERY), Err(mpsc::RecvTimeoutError::Timeout)) {
                             return;
                         }
+                        // Cleared first: the new stream's own first error must count.
+                        health.failed.store(false, Ordering::Release);
                         match open() {
                             Ok(s) => break s,
                             Err(e) => {
@@ -153,7 +155,6 @@ impl StreamThread {
                             }
                         }
                     };
-                    health.failed.store(false, Ordering::Release);
                     tracing::info!("audio {what} back");
                     health.notice(true, format!("{what} back"));
                 }
@@ -171,8 +172,8 @@ fn push_ring(ring: &Ring, samples: impl Iterator<Item = f32>) {
     r.drain(..excess);
 }
 
-/// How much audio a device may buffer. A call cannot wait: left to itself, ALSA's pulse
-/// plugin (and so PulseAudio and PipeWire desktops) buffers up to a second or more.
+/// How much audio a device may buffer. A call cannot wait: left to the device's default,
+/// a sound server may choose a buffer far longer than a conversation tolerates.
 const DEVICE_BUFFER_MS: u32 = 40;
 
 /// The device's own format with a buffer of [`DEVICE_BUFFER_MS`] (within what the device
