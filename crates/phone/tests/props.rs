@@ -65,6 +65,25 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_rtcp_never_panics_the_reports(datagrams in prop::collection::vec(
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            // Version 2 headers of SR (200) .. APP (204): the parser goes deeper.
+            (200u8..=204, 0u8..32, prop::collection::vec(any::<u8>(), 0..120)).prop_map(|(pt, rc, rest)| {
+                let mut v = vec![0x80 | rc, pt];
+                v.extend(rest);
+                v
+            }),
+        ], 1..10)) {
+        let t0 = std::time::Instant::now();
+        let mut rtcp = hark_phone::media::Rtcp::new("p@h".into(), t0);
+        for d in &datagrams {
+            rtcp.receive(d, 1, t0);
+        }
+        let _ = rtcp.poll_report(t0 + Duration::from_secs(10), Default::default());
+    }
+
+    #[test]
     fn arbitrary_rtp_never_panics_and_every_tick_is_one_frame(packets in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..40)) {
         for codec in [AudioCodec::Pcmu, AudioCodec::G722, AudioCodec::Opus] {
             let mut m = MediaSession::new(MediaParams {
