@@ -5,7 +5,7 @@
 use hark_pbx::policy::{self, CallState, Party, SystemSwitches, TenantSwitches};
 use hark_pbx::serve::{database_path, ServeConfig};
 use hark_pbx::store::{NewUser, RecordingFilter, RecordingId, Role, Store};
-use hark_sip::auth::{ha1, Algorithm};
+use hark_sip::auth::Algorithm;
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -49,17 +49,7 @@ pub fn open(data: &Path) -> Result<Store, String> {
 }
 
 fn new_user(tenant: &hark_pbx::store::Tenant, ext: &str, password: &str, name: &str) -> NewUser {
-    NewUser {
-        display_name: name.to_owned(),
-        role: Role::User,
-        ..NewUser::new(
-            tenant.id,
-            ext,
-            ha1(Algorithm::Md5, ext, &tenant.domain, password),
-            ha1(Algorithm::Sha256, ext, &tenant.domain, password),
-            tenant.domain.clone(),
-        )
-    }
+    NewUser { display_name: name.to_owned(), ..NewUser::with_password(tenant.id, ext, &tenant.domain, password) }
 }
 
 /// Creates the office tenant and this user's extension when the PBX data does not exist

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use hark_pbx::store::{MAX_RETENTION_DAYS, NewUser, RecordingLayout, Role, Store};
-use hark_sip::auth::{ha1, Algorithm};
+use hark_sip::auth::Algorithm;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -378,10 +378,6 @@ fn open_existing(dir: &Path) -> Result<Store, Box<dyn std::error::Error>> {
     Ok(Store::open(&db)?)
 }
 
-fn hashes(ext: &str, domain: &str, password: &str) -> (String, String) {
-    (ha1(Algorithm::Md5, ext, domain, password), ha1(Algorithm::Sha256, ext, domain, password))
-}
-
 fn init(a: InitArgs) -> CliResult {
     let dir = &a.data.data;
     let db = hark_pbx::serve::database_path(dir);
@@ -406,17 +402,10 @@ fn init(a: InitArgs) -> CliResult {
                 (p.clone(), Some(p))
             }
         };
-        let (md5, sha) = hashes("admin", &domain, &password);
         store.add_user(NewUser {
-            tenant_id: tenant,
-            extension: "admin".into(),
             display_name: "Administrator".into(),
-            ha1_md5: md5,
-            ha1_sha256: sha,
-            realm: domain.clone(),
             role: Role::SystemAdmin,
-            record_audio: true,
-            record_video: true,
+            ..NewUser::with_password(tenant, "admin", &domain, &password)
         })?;
         // Closing the last connection folds the WAL into the file we are about to rename.
         drop(store);
@@ -468,20 +457,15 @@ fn user_add(a: UserAddArgs) -> CliResult {
     if a.password.is_empty() {
         return Err("the password must not be empty".into());
     }
-    let (md5, sha) = hashes(&a.ext, &tenant.domain, &a.password);
     store.add_user(NewUser {
-        tenant_id: tenant.id,
-        extension: a.ext.clone(),
         display_name: a.name.unwrap_or_else(|| a.ext.clone()),
-        ha1_md5: md5,
-        ha1_sha256: sha,
-        realm: tenant.domain.clone(),
         role: match a.role {
             RoleArg::User => Role::User,
             RoleArg::TenantAdmin => Role::TenantAdmin,
         },
         record_audio: a.record_audio.into(),
         record_video: a.record_video.into(),
+        ..NewUser::with_password(tenant.id, &a.ext, &tenant.domain, &a.password)
     })?;
     println!("Added extension {}@{} (tenant {}).", a.ext, tenant.domain, tenant.name);
     Ok(())
@@ -509,10 +493,9 @@ fn user_import(a: UserImportArgs) -> CliResult {
             return Err(format!("{}:{}: empty password", a.csv.display(), n + 1).into());
         }
         let name = fields.next().filter(|s| !s.is_empty()).unwrap_or(ext);
-        let (md5, sha) = hashes(ext, &tenant.domain, password);
         users.push(NewUser {
             display_name: name.to_owned(),
-            ..NewUser::new(tenant.id, ext, md5, sha, tenant.domain.clone())
+            ..NewUser::with_password(tenant.id, ext, &tenant.domain, password)
         });
     }
     let count = store.add_users(&users)?;

@@ -102,6 +102,19 @@ impl NewUser {
             record_video: true,
         }
     }
+
+    /// A plain user whose digest secrets (MD5 and SHA-256 HA1 of `extension:realm:
+    /// password`) are computed here; the password itself is not kept.
+    pub fn with_password(tenant_id: TenantId, extension: &str, realm: &str, password: &str) -> Self {
+        use hark_sip::auth::{Algorithm, ha1};
+        Self::new(
+            tenant_id,
+            extension,
+            ha1(Algorithm::Md5, extension, realm, password),
+            ha1(Algorithm::Sha256, extension, realm, password),
+            realm,
+        )
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
