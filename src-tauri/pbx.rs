@@ -2,6 +2,7 @@
 //! start/stop of `hark_pbx::serve` inside the app, and the admin views (users, switches,
 //! recordings, CDRs) through `hark_pbx::store`. No SIP and no SQL here.
 
+use crate::settings::Settings;
 use hark_pbx::policy::{self, CallState, Party, SystemSwitches, TenantSwitches};
 use hark_pbx::serve::{database_path, ServeConfig};
 use hark_pbx::store::{NewUser, RecordingFilter, RecordingId, Role, Store};
@@ -52,6 +53,11 @@ fn new_user(tenant: &hark_pbx::store::Tenant, ext: &str, password: &str, name: &
     NewUser { display_name: name.to_owned(), ..NewUser::with_password(tenant.id, ext, &tenant.domain, password) }
 }
 
+/// This app's own extension: the person who runs the office's PBX, so its tenant admin.
+fn own_user(tenant: &hark_pbx::store::Tenant, password: &str, name: &str) -> NewUser {
+    NewUser { role: Role::TenantAdmin, ..new_user(tenant, OWN_EXTENSION, password, name) }
+}
+
 /// Creates the office tenant and this user's extension when the PBX data does not exist
 /// yet (first launch). Returns the new account, or None when the PBX was already there.
 pub fn ensure_initialised(data: &Path, user_name: &str) -> Result<Option<OwnAccount>, String> {
@@ -69,7 +75,7 @@ pub fn ensure_initialised(data: &Path, user_name: &str) -> Result<Option<OwnAcco
         let mut store = Store::open(&tmp).map_err(err)?;
         let id = store.create_tenant(TENANT, DOMAIN, true).map_err(err)?;
         let tenant = store.tenant(id).map_err(err)?.ok_or("tenant vanished")?;
-        store.add_user(new_user(&tenant, OWN_EXTENSION, &password, user_name)).map_err(err)?;
+        store.add_user(own_user(&tenant, &password, user_name)).map_err(err)?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -311,12 +317,33 @@ pub fn extensions(data: &Path) -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
-pub fn recordings(data: &Path) -> Result<Vec<hark_pbx::store::Recording>, String> {
-    open(data)?.list_recordings(&RecordingFilter::default()).map_err(err)
+/// The PBX user this app acts as: its own extension on the embedded PBX. The PBX's
+/// access rules apply to it: a tenant admin (as first launch makes it) sees the office's
+/// recordings, a plain user only their own calls'.
+fn viewer(store: &Store, data: &Path) -> Result<hark_pbx::store::User, String> {
+    let ext = Settings::load(data)?
+        .map(|s| s.embedded.user)
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| OWN_EXTENSION.to_owned());
+    let tenant = default_tenant(store)?;
+    store
+        .user_by_extension(tenant.id, &ext)
+        .map_err(err)?
+        .ok_or_else(|| format!("your extension {ext} is not on the embedded PBX any more: no PBX recordings to show"))
 }
 
+/// The PBX recordings this app's user may see, newest first.
+pub fn recordings(data: &Path) -> Result<Vec<hark_pbx::store::Recording>, String> {
+    let store = open(data)?;
+    let me = viewer(&store, data)?;
+    store.recordings_visible_to(&me, RecordingFilter::default()).map_err(err)
+}
+
+/// One PBX recording, if this app's user may see it (else: as if it did not exist).
 pub fn recording(data: &Path, id: i64) -> Result<hark_pbx::store::Recording, String> {
-    open(data)?.recording(RecordingId(id)).map_err(err)?.ok_or_else(|| format!("no PBX recording {id}"))
+    let store = open(data)?;
+    let me = viewer(&store, data)?;
+    store.recording_visible_to(&me, RecordingId(id)).map_err(err)?.ok_or_else(|| format!("no PBX recording {id}"))
 }
 
 pub fn recording_file(data: &Path, r: &hark_pbx::store::Recording) -> PathBuf {
@@ -376,6 +403,49 @@ mod tests {
         assert!(add_user(&d, "x y", "", "pw").is_err());
         assert_eq!(extensions(&d).unwrap().len(), 2);
         assert!(switches(&d).unwrap().audio_recording);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_library_follows_the_pbx_access_rules_for_this_apps_extension() {
+        use hark_pbx::store::{ControlSourceKind, NewRecording, RecordingFormat, RecordingKind, RecordingLayout, RecordingParty};
+        let d = tmp("access");
+        ensure_initialised(&d, "Me").unwrap();
+        add_user(&d, "101", "Bob", "pw").unwrap();
+        add_user(&d, "102", "Eve", "pw").unwrap();
+        let mut store = open(&d).unwrap();
+        let tenant = default_tenant(&store).unwrap().id;
+        let mut add = |session: &str, a: &str, b: &str| {
+            store
+                .start_recording(&NewRecording {
+                    call_session_id: session.into(),
+                    tenant_id: tenant,
+                    kind: RecordingKind::Audio,
+                    format: RecordingFormat::Wav,
+                    path: format!("{session}.wav"),
+                    started_at: 1_700_000_000_000,
+                    layout: RecordingLayout::Stereo,
+                    sample_rate: 8000,
+                    channels: 2,
+                    parties: vec![RecordingParty::internal(a), RecordingParty::internal(b)],
+                    source: ControlSourceKind::Policy,
+                    actor: "system".into(),
+                    reason: "test".into(),
+                })
+                .unwrap()
+        };
+        let (mine, theirs) = (add("s1", "101", "100"), add("s2", "101", "102"));
+        // First launch makes this app's extension the office's tenant admin: everything.
+        assert_eq!(recordings(&d).unwrap().len(), 2);
+        // As plain user 102: only the call 102 was in; the other is "not there".
+        let mut s = Settings::default();
+        s.embedded.user = "102".into();
+        s.save(&d).unwrap();
+        let seen: Vec<i64> = recordings(&d).unwrap().iter().map(|r| r.id.0).collect();
+        assert_eq!(seen, vec![theirs.0]);
+        assert!(recording(&d, mine.0).unwrap_err().contains("no PBX recording"));
+        assert!(delete_recording(&d, mine.0).is_err(), "nor may 102 delete it");
+        assert!(recording(&d, mine.0).is_err() && open(&d).unwrap().recording(mine).unwrap().is_some(), "still there");
         let _ = std::fs::remove_dir_all(&d);
     }
 

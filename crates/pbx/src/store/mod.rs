@@ -13,6 +13,7 @@
 //! one thread or task (the registrar's write-behind worker, a CLI command). Keep it off
 //! async worker threads for batch writes: a write may wait up to the busy timeout.
 
+mod access;
 mod bindings;
 // `#[macro_use]`: recordings.rs declares its words with cdr.rs's `text_enum!`.
 #[macro_use]
