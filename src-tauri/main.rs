@@ -321,8 +321,8 @@ async fn complete_transfer(app: State<'_, App>, call: u64) -> Res<()> {
     with_phone!(app, |p| p.complete_transfer(call, &app.shared))
 }
 #[tauri::command]
-async fn set_recording(app: State<'_, App>, call: u64, pause: bool) -> Res<()> {
-    with_phone!(app, |p| p.recording(call, pause, &app.shared))
+async fn set_recording(app: State<'_, App>, call: u64, pause: bool, video: Option<bool>) -> Res<()> {
+    with_phone!(app, |p| p.recording(call, pause, video.unwrap_or(false), &app.shared))
 }
 #[tauri::command]
 async fn set_mute(app: State<'_, App>, call: u64, on: bool) -> Res<()> {
@@ -527,7 +527,7 @@ fn toggle_recording(app: &AppHandle) {
         let Some((call, pause)) = phone::shortcut_target(&state.shared.get()) else { return };
         let guard = state.phone.lock().await;
         if let Some(p) = guard.as_ref() {
-            let _ = p.recording(call, pause, &state.shared);
+            let _ = p.recording(call, pause, false, &state.shared);
         }
     });
 }

@@ -37,6 +37,11 @@ pub struct CallView {
     pub recording: String,
     /// A pause or resume sent and not yet answered.
     pub pending: Option<String>,
+    /// The PBX's video recording of this call (X-Recording-State, state INFO): off |
+    /// recording | paused; the UI offers video pause/resume unless off.
+    pub video: String,
+    /// A video pause or resume sent and not yet answered.
+    pub video_pending: Option<String>,
     /// The last pause/resume failure, shown until the next attempt.
     pub control_error: Option<String>,
     pub hold_local: bool,
@@ -315,25 +320,35 @@ pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
             PhoneEvent::RecordingState { call: h, state } => {
                 if let Some(c) = find(&mut s.calls, h) {
                     c.recording = state.audio.as_str().into();
+                    c.video = state.video.as_str().into();
                     c.pending = None;
+                    c.video_pending = None;
                 }
             }
             PhoneEvent::ControlSucceeded { call: h, op, .. } => {
                 if let Some(c) = find(&mut s.calls, h) {
                     c.control_error = None;
                     // The PBX's 200 is the answer: the state follows it.
-                    c.recording = match op {
-                        Operation::PauseAudio | Operation::PauseVideo => MediaRecording::Paused.as_str().into(),
-                        _ => MediaRecording::Recording.as_str().into(),
-                    };
-                    c.pending = None;
+                    let now = if is_pause(op) { MediaRecording::Paused } else { MediaRecording::Recording };
+                    if is_video(op) {
+                        c.video = now.as_str().into();
+                        c.video_pending = None;
+                    } else {
+                        c.recording = now.as_str().into();
+                        c.pending = None;
+                    }
                 }
             }
             PhoneEvent::ControlFailed { call: h, op, reason, .. } => {
                 if let Some(c) = find(&mut s.calls, h) {
-                    c.pending = None;
-                    let what = if matches!(op, Operation::PauseAudio | Operation::PauseVideo) { "pause" } else { "resume" };
-                    c.control_error = Some(format!("{what} failed: {reason}"));
+                    let what = if is_pause(op) { "pause" } else { "resume" };
+                    if is_video(op) {
+                        c.video_pending = None;
+                        c.control_error = Some(format!("video {what} failed: {reason}"));
+                    } else {
+                        c.pending = None;
+                        c.control_error = Some(format!("{what} failed: {reason}"));
+                    }
                 }
             }
             PhoneEvent::Media { call: h, params } => {
@@ -417,6 +432,14 @@ pub fn apply(shared: &Shared, ev: PhoneEvent, server: SocketAddr) {
     }
 }
 
+fn is_pause(op: Operation) -> bool {
+    matches!(op, Operation::PauseAudio | Operation::PauseVideo)
+}
+
+fn is_video(op: Operation) -> bool {
+    matches!(op, Operation::PauseVideo | Operation::ResumeVideo)
+}
+
 fn find(calls: &mut [CallView], h: CallHandle) -> Option<&mut CallView> {
     calls.iter_mut().find(|c| c.id == h.0)
 }
@@ -442,6 +465,8 @@ fn new_call(id: u64, direction: &str, peer: String, state: &str) -> CallView {
         answered_ms: None,
         recording: "off".into(),
         pending: None,
+        video: "off".into(),
+        video_pending: None,
         control_error: None,
         hold_local: false,
         hold_remote: false,
@@ -526,16 +551,32 @@ impl Runner {
         self.send(DriverCommand::BlindTransfer { call: CallHandle(call), target: target.trim().to_owned() })
     }
 
-    /// Pause (true) or resume the recording; the state follows the PBX's answer.
-    pub fn recording(&self, call: u64, pause: bool, shared: &Shared) -> Result<(), String> {
+    /// Pause (true) or resume the audio (or video) recording; the state follows the PBX's
+    /// answer.
+    pub fn recording(&self, call: u64, pause: bool, video: bool, shared: &Shared) -> Result<(), String> {
         let h = CallHandle(call);
+        let mut found = false;
         shared.update(|s| {
             if let Some(c) = s.calls.iter_mut().find(|c| c.id == call) {
-                c.pending = Some(if pause { "pause" } else { "resume" }.into());
+                found = true;
+                let pending = Some(if pause { "pause" } else { "resume" }.into());
+                if video {
+                    c.video_pending = pending;
+                } else {
+                    c.pending = pending;
+                }
                 c.control_error = None;
             }
         });
-        let op = if pause { Operation::PauseAudio } else { Operation::ResumeAudio };
+        if !found {
+            return Err("that call has ended".into());
+        }
+        let op = match (video, pause) {
+            (false, true) => Operation::PauseAudio,
+            (false, false) => Operation::ResumeAudio,
+            (true, true) => Operation::PauseVideo,
+            (true, false) => Operation::ResumeVideo,
+        };
         self.send(DriverCommand::RecordingControl { call: h, op })
     }
 
@@ -580,6 +621,17 @@ mod tests {
         assert_eq!(shortcut_target(&shared.get()), None);
         apply(&shared, PhoneEvent::ControlFailed { call: CallHandle(7), op: hark_phone::Operation::PauseAudio, via: hark_phone::ControlVia::MessageInDialog, reason: "403 Forbidden".into() }, server);
         assert_eq!(shared.get().calls[0].control_error.as_deref(), Some("pause failed: 403 Forbidden"));
+        // Video: its state comes with the PBX's recording state; its answers move only it.
+        let state = hark_phone::RecordingState { audio: MediaRecording::Recording, video: MediaRecording::Recording };
+        apply(&shared, PhoneEvent::RecordingState { call: CallHandle(7), state }, server);
+        assert_eq!((shared.get().calls[0].recording.as_str(), shared.get().calls[0].video.as_str()), ("recording", "recording"));
+        let via = hark_phone::ControlVia::MessageInDialog;
+        apply(&shared, PhoneEvent::ControlSucceeded { call: CallHandle(7), op: Operation::PauseVideo, via }, server);
+        let c = &shared.get().calls[0];
+        assert_eq!((c.recording.as_str(), c.video.as_str(), c.control_error.as_deref()), ("recording", "paused", None));
+        apply(&shared, PhoneEvent::ControlFailed { call: CallHandle(7), op: Operation::ResumeVideo, via, reason: "488 Not Acceptable Here".into() }, server);
+        let c = &shared.get().calls[0];
+        assert_eq!((c.video.as_str(), c.control_error.as_deref()), ("paused", Some("video resume failed: 488 Not Acceptable Here")));
         apply(&shared, PhoneEvent::Ended { call: CallHandle(7), reason: EndReason::RemoteHangup }, server);
         let s = shared.get();
         assert!(s.calls.is_empty());

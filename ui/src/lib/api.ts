@@ -26,7 +26,7 @@ export const api = {
   transfer: (callId: number, target: string) => call<void>("transfer", { call: callId, target }),
   consultTransfer: (callId: number, target: string) => call<number>("consult_transfer", { call: callId, target }),
   completeTransfer: (callId: number) => call<void>("complete_transfer", { call: callId }),
-  setRecording: (callId: number, pause: boolean) => call<void>("set_recording", { call: callId, pause }),
+  setRecording: (callId: number, pause: boolean, video = false) => call<void>("set_recording", { call: callId, pause, video }),
   setMute: (callId: number, on: boolean) => call<void>("set_mute", { call: callId, on }),
   extensions: () => call<{ extension: string; name: string }[]>("extensions"),
   pbxStatus: () => call<PbxStatus>("pbx_status"),

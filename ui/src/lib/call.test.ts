@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { activeCall, callTitle, consultation, recordingUi, registrationBadge, timer } from "./call";
+import { activeCall, callTitle, consultation, recordingUi, registrationBadge, timer, videoRecordingUi } from "./call";
 import type { CallView } from "./types";
 
 function call(over: Partial<CallView> = {}): CallView {
   return {
     id: 1, direction: "outgoing", peer: "102", state: "up", started_ms: 0, answered_ms: 1_000,
-    recording: "recording", pending: null, control_error: null, hold_local: false, hold_remote: false,
+    recording: "recording", pending: null, video: "off", video_pending: null, control_error: null, hold_local: false, hold_remote: false,
     muted: false, session_id: "s", codec: "Pcmu", media_error: null, consult_of: null, ...over,
   };
 }
@@ -31,6 +31,27 @@ describe("recording indicator", () => {
   it("says so when the call is not recorded, and shows nothing before the answer", () => {
     expect(recordingUi(call({ recording: "off" })).label).toBe("Not recorded");
     expect(recordingUi(call({ state: "ringing" })).label).toBe("");
+  });
+});
+
+describe("video recording buttons", () => {
+  it("are there only when the PBX records this call's video", () => {
+    expect(videoRecordingUi(call())).toBeNull();
+    expect(videoRecordingUi(call({ video: "recording", state: "ringing" }))).toBeNull();
+    expect(videoRecordingUi(call({ video: "recording" }))).toMatchObject({ showPause: true, showResume: false, busy: false, tone: "recording" });
+    expect(videoRecordingUi(call({ video: "paused" }))).toMatchObject({ showPause: false, showResume: true, tone: "paused" });
+  });
+  it("wait for the PBX's answer to a video pause, independently of audio", () => {
+    const v = videoRecordingUi(call({ video: "recording", video_pending: "pause" }));
+    expect(v?.busy).toBe(true);
+    expect(v?.label).toContain("pausing");
+    expect(recordingUi(call({ video: "recording", video_pending: "pause" })).busy).toBe(false);
+    expect(videoRecordingUi(call({ video: "recording", pending: "pause" }))?.busy).toBe(false);
+  });
+  it("leave a video failure to the call's one error line", () => {
+    const c = call({ video: "recording", control_error: "video pause failed: 488 Not Acceptable Here" });
+    expect(recordingUi(c).error).toContain("video pause failed");
+    expect(videoRecordingUi(c)?.showPause).toBe(true);
   });
 });
 

@@ -37,6 +37,24 @@ export function recordingUi(c: CallView): RecordingUi {
   }
 }
 
+/** The video recording's buttons: only while the PBX records this call's video (its
+ * state is not off); the same wait-for-the-answer logic as audio. Failures are shown by
+ * recordingUi's error line (one per call, "video pause failed: …"). */
+export function videoRecordingUi(c: CallView): RecordingUi | null {
+  if (c.state !== "up" || c.video === "off") return null;
+  const busy = c.video_pending !== null;
+  if (c.video === "recording") {
+    return {
+      label: busy ? "Video recording — pausing…" : "Video recording",
+      tone: "recording", showPause: true, showResume: false, busy, error: null,
+    };
+  }
+  return {
+    label: busy ? "Video paused — resuming…" : "Video recording paused",
+    tone: "paused", showPause: false, showResume: true, busy, error: null,
+  };
+}
+
 export function callTitle(c: CallView): string {
   switch (c.state) {
     case "calling": return `Calling ${c.peer}…`;

@@ -17,6 +17,9 @@ export interface CallView {
   answered_ms: number | null;
   recording: "off" | "recording" | "paused";
   pending: "pause" | "resume" | null;
+  /** The PBX's video recording of this call: off unless the PBX says it records video. */
+  video: "off" | "recording" | "paused";
+  video_pending: "pause" | "resume" | null;
   control_error: string | null;
   hold_local: boolean;
   hold_remote: boolean;
