@@ -3,6 +3,7 @@
 //! modules beside this file); the UI (ui/) renders what the events say.
 
 mod library;
+mod meter;
 mod pbx;
 mod phone;
 mod player;
@@ -28,6 +29,7 @@ pub struct App {
     phone: tokio::sync::Mutex<Option<phone::Runner>>,
     shared: Arc<phone::Shared>,
     player: player::Player,
+    meter: Arc<meter::Meter>,
     handle: AppHandle,
 }
 
@@ -505,6 +507,27 @@ fn audio_devices() -> Devices {
     Devices { inputs, outputs }
 }
 
+/// Opens the level meter on the chosen microphone (None or "": the default). Opening
+/// a device can take a moment (ALSA probes): off the main thread.
+#[tauri::command]
+async fn meter_start(app: State<'_, App>, device: Option<String>) -> Res<()> {
+    let meter = app.meter.clone();
+    tauri::async_runtime::spawn_blocking(move || meter.start(device.as_deref())).await.map_err(|e| e.to_string())?
+}
+#[tauri::command]
+fn meter_level(app: State<'_, App>) -> Res<f32> {
+    app.meter.level()
+}
+#[tauri::command]
+fn meter_stop(app: State<'_, App>) {
+    app.meter.stop();
+}
+#[tauri::command]
+async fn test_tone(app: State<'_, App>, device: String) -> Res<()> {
+    let meter = app.meter.clone();
+    tauri::async_runtime::spawn_blocking(move || meter.test_tone(&device)).await.map_err(|e| e.to_string())?
+}
+
 #[tauri::command]
 async fn quit(app: State<'_, App>) -> Res<()> {
     app.shutdown().await;
@@ -631,6 +654,7 @@ fn main() {
                 phone: tokio::sync::Mutex::new(None),
                 shared,
                 player: player::Player::new(),
+                meter: Arc::new(meter::Meter::default()),
                 handle: handle.clone(),
             });
             single::serve(listener, {
@@ -665,6 +689,8 @@ fn main() {
         .on_window_event(|window, event| {
             // Closing the window keeps Hark (and its PBX) running in the tray.
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                // No microphone stays open behind a hidden window.
+                window.app_handle().state::<App>().meter.stop();
                 if std::env::var_os("HARK_EXIT_ON_CLOSE").is_none() {
                     let _ = window.hide();
                     api.prevent_close();
@@ -711,6 +737,10 @@ fn main() {
             settings_get,
             settings_save,
             audio_devices,
+            meter_start,
+            meter_level,
+            meter_stop,
+            test_tone,
             quit,
         ])
         .build(tauri::generate_context!())

@@ -33,3 +33,27 @@ export function moveCodec(codecs: string[], c: string, delta: -1 | 1): string[] 
   [out[i], out[j]] = [out[j], out[i]];
   return out;
 }
+
+/** The level meter's floor: quieter than this is an empty bar (room noise on most mics). */
+export const METER_FLOOR_DBFS = -60;
+
+/** A peak level in dBFS (−96 silence … 0 full scale) as the meter bar's width, 0–100 %,
+ * linear in dB from METER_FLOOR_DBFS: what the ear hears as evenly spaced steps. */
+export function meterPercent(dbfs: number): number {
+  if (!Number.isFinite(dbfs) || dbfs <= METER_FLOOR_DBFS) return 0;
+  if (dbfs >= 0) return 100;
+  return Math.round((1 - dbfs / METER_FLOOR_DBFS) * 1000) / 10;
+}
+
+/** The bar's colour: too quiet to be heard well, fine, or clipping. */
+export function meterTone(dbfs: number): "quiet" | "ok" | "loud" {
+  if (!Number.isFinite(dbfs) || dbfs < -45) return "quiet";
+  return dbfs > -3 ? "loud" : "ok";
+}
+
+/** The device the meter opens for a microphone choice: "" is the system default (null),
+ * "none" the silent device, which has no level to show. */
+export function meterDevice(choice: string): string | null | "none" {
+  if (choice === "none") return "none";
+  return choice === "" ? null : choice;
+}
