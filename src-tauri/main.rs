@@ -4,6 +4,7 @@
 
 mod library;
 mod meter;
+mod notify;
 mod pbx;
 mod phone;
 mod player;
@@ -543,6 +544,28 @@ fn show_main(app: &AppHandle) {
     }
 }
 
+/// A new incoming call while the person is not looking at Hark (window hidden,
+/// minimized or in the background): a desktop notification and the window asks for
+/// attention (the taskbar flashes). The ring tone plays either way.
+fn alert(app: &AppHandle, calls: &[(u64, String)]) {
+    let window = app.get_webview_window("main");
+    let away = window.as_ref().is_none_or(|w| {
+        notify::away(w.is_visible().unwrap_or(false), w.is_minimized().unwrap_or(false), w.is_focused().unwrap_or(false))
+    });
+    for (_, peer) in calls {
+        tracing::info!(peer, away, "incoming call announced");
+        if away {
+            notify::incoming_call(peer);
+        }
+    }
+    if away
+        && let Some(w) = window
+        && let Err(e) = w.request_user_attention(Some(tauri::UserAttentionType::Critical))
+    {
+        tracing::warn!(error = %e, "the window cannot ask for attention");
+    }
+}
+
 fn toggle_recording(app: &AppHandle) {
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
@@ -632,6 +655,7 @@ fn main() {
             let handle = app.handle().clone();
             let emitter = handle.clone();
             let ringer = ring::Ringer::new();
+            let announcer = notify::Announcer::default();
             let shared = phone::Shared::new(
                 &data,
                 Arc::new(move |snap: &phone::Snapshot| {
@@ -639,6 +663,10 @@ fn main() {
                     // An incoming call rings and brings the window forward (from the tray too).
                     let incoming = snap.calls.iter().any(|c| c.state == "incoming");
                     ringer.set(incoming);
+                    let new = announcer.new_incoming(snap);
+                    if !new.is_empty() {
+                        alert(&emitter, &new);
+                    }
                     if incoming {
                         show_main(&emitter);
                     }
