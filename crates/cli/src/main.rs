@@ -2,6 +2,7 @@
 
 mod pbx;
 mod phone;
+mod phone_check;
 mod phone_play;
 
 use clap::{Parser, Subcommand};

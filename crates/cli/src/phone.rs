@@ -72,9 +72,10 @@ pub enum TransportArg {
 
 #[derive(Args)]
 pub struct AccountArgs {
-    /// The PBX (registrar and proxy), or the peer itself for a direct call.
-    #[arg(long, value_name = "ADDR:PORT")]
-    server: SocketAddr,
+    /// The PBX (registrar and proxy), or the peer itself for a direct call: an address
+    /// or a host name, with the port (5060 when left out).
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::phone_check::parse_server)]
+    server: crate::phone_check::Server,
     /// Our extension (user part of our address).
     #[arg(long, value_name = "EXT")]
     user: String,
@@ -270,14 +271,26 @@ fn progress(line: &str) {
 }
 
 fn config(account: &AccountArgs, media: &MediaArgs, register: bool, control: ControlMode) -> Result<DriverConfig, String> {
-    for path in media.play.iter() {
-        if !path.is_file() {
-            return Err(format!("--play {}: no such file", path.display()));
+    use crate::phone_check::{check_playable, check_times, check_writable};
+    if let Some(path) = &media.play {
+        check_playable("--play", path)?;
+    }
+    for (flag, path) in [("--record", &media.record), ("--record-call", &media.record_call)] {
+        if let Some(path) = path {
+            check_writable(flag, path)?;
         }
     }
-    let domain = account.domain.clone().unwrap_or_else(|| account.server.ip().to_string());
+    check_times(
+        media.duration,
+        &[("--dtmf-at", media.dtmf_at)],
+        &[
+            (("--hold-at", media.hold_at), ("--unhold-at", media.unhold_at)),
+            (("--mute-at", media.mute_at), ("--unmute-at", media.unmute_at)),
+        ],
+    )?;
+    let domain = account.domain.clone().unwrap_or_else(|| account.server.host.clone());
     let mut phone = PhoneConfig::new(Account {
-        server: account.server,
+        server: account.server.addr,
         user: account.user.clone(),
         password: account.password.clone(),
         domain,
@@ -421,13 +434,13 @@ async fn register(phone: &mut PhoneHandle, account: &AccountArgs, outcome: &mut 
             Some(PhoneEvent::Registered { .. }) => return Ok(()),
             Some(PhoneEvent::RegistrationFailed { failure: RegistrationFailure::Timeout, .. }) => {}
             Some(PhoneEvent::RegistrationFailed { failure, .. }) => {
-                return Err(format!("registration of {} at {} failed: {failure}", account.user, account.server));
+                return Err(format!("registration of {} at {} failed: {failure}", account.user, account.server.addr));
             }
             Some(_) => {}
             None => {
                 return Err(format!(
                     "no answer from server {} within {} s (is it running and reachable?)",
-                    account.server, account.register_timeout
+                    account.server.addr, account.register_timeout
                 ));
             }
         }
@@ -547,6 +560,11 @@ async fn call(a: CallArgs) -> CliResult {
         ControlArg::OutOfDialog => ControlMode::OutOfDialog,
         ControlArg::Dtmf => ControlMode::Dtmf,
     };
+    crate::phone_check::check_times(
+        a.media.duration,
+        &[("--transfer-at", a.transfer_at)],
+        &[(("--pause-at", a.pause_at), ("--resume-at", a.resume_at))],
+    )?;
     let cfg = config(&a.account, &a.media, !a.no_register, control)?;
     let mut phone = driver::start(cfg).await.map_err(|e| format!("cannot listen on {}: {e}", a.account.listen))?;
     progress(&format!("listening sip={}", phone.local_sip));

@@ -8,6 +8,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// The reason phrase of the 403 a banned address gets, so its user learns why their
+/// right password stopped working.
+pub const BANNED_REASON: &str = "Forbidden (too many failed logins from this address; try again later)";
+
 #[derive(Clone, Debug)]
 pub struct GuardConfig {
     /// Failures within `window` that start a ban.

@@ -80,6 +80,11 @@ pub enum RegistrationFailure {
 impl fmt::Display for RegistrationFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // A 403 with its own reason is the server saying more than "wrong password"
+            // (e.g. this address is blocked): show that.
+            RegistrationFailure::BadCredentials { code: 403, reason } if !reason.eq_ignore_ascii_case("forbidden") => {
+                write!(f, "refused: 403 {reason}")
+            }
             RegistrationFailure::BadCredentials { code, reason } => {
                 write!(f, "wrong user or password ({code} {reason})")
             }

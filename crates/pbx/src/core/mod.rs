@@ -255,7 +255,7 @@ impl PbxCore {
     fn on_request(&mut self, now: Instant, id: ServerTxId, req: Request, from: Peer) {
         if self.guard.check(from.addr.ip(), now) {
             self.stats.banned_requests += 1;
-            self.reply(now, &id, &req, 403, "Forbidden", vec![]);
+            self.reply(now, &id, &req, 403, crate::auth_guard::BANNED_REASON, vec![]);
             return;
         }
         match req.method {
@@ -374,7 +374,7 @@ impl PbxCore {
                 tracing::info!(peer = %from, user = %creds.username, realm = %realm, method = %method, error = %err, "authentication failed");
                 if self.guard.record_failure(from.addr.ip(), now) {
                     self.stats.bans += 1;
-                    self.reply(now, id, req, 403, "Forbidden", vec![]);
+                    self.reply(now, id, req, 403, crate::auth_guard::BANNED_REASON, vec![]);
                 } else {
                     self.challenge(now, id, req, realm, false, proxy);
                 }

@@ -254,8 +254,12 @@ impl Driver {
             DriverCommand::Unregister => self.phone.handle_command(now, Command::Unregister),
             DriverCommand::Shutdown => Ok(None),
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "command failed");
+        match result {
+            // The call ended as the command came (the peer hung up, a transfer took it):
+            // a race, not a fault.
+            Err(e @ PhoneError::NoSuchCall(_)) => tracing::debug!(error = %e, "command for a call that has ended"),
+            Err(e) => tracing::warn!(error = %e, "command failed"),
+            Ok(_) => {}
         }
     }
 
