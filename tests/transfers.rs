@@ -437,3 +437,32 @@ fn an_invite_with_replaces_takes_over_a_leg() {
         pbx.fail(&format!("the CDR should list 103 taking over: {cdr:#}"));
     }
 }
+
+#[test]
+fn a_transfer_made_while_paused_tells_the_target_the_recording_is_paused() {
+    let pbx = recording_pbx(&["101", "102", "103"]);
+    let mut b = Phone::callee(&pbx, "102");
+    let c = Phone::callee(&pbx, "103");
+    let mut a = Phone::caller(&pbx, "101");
+    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    let mut db = b.incoming(&pbx, 1);
+    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
+    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
+    b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
+    std::thread::sleep(Duration::from_millis(800));
+    // The agent (101) pauses before the card number, then 102 transfers to 103.
+    let r = a.ua.in_dialog(&mut da, "MESSAGE", Some("application/x-media-control"), "pause-audio-recording");
+    expect_status(&pbx, &r, 200, "101 pauses", &a.ua.report());
+    let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
+    expect_status(&pbx, &r, 202, "REFER to 103", &b.ua.report());
+    let dc = c.incoming(&pbx, 1);
+    // SPEC §1: the new party is told the truth — recorded, and paused right now.
+    if dc.recording_state().as_deref() != Some("audio;paused") {
+        pbx.fail(&format!("the transfer target's INVITE says X-Recording-State {:?}, want audio;paused", dc.recording_state()));
+    }
+    if dc.session_id() != da.session_id() {
+        pbx.fail(&format!("the target's X-Session-Id {} is not the call's {}", dc.session_id(), da.session_id()));
+    }
+    let bye = a.ua.bye(&mut da);
+    expect_status(&pbx, &bye, 200, "101 hangs up", &a.ua.report());
+}

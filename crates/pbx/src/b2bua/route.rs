@@ -112,7 +112,10 @@ impl PbxCore {
         headers.push(Header::Contact(rsip::headers::Contact::new(self.local.contact(a.peer.transport))));
         headers.push(Header::Allow(rsip::headers::Allow::new(crate::core::ALLOW)));
         headers.push(Header::Other(X_SESSION_ID.into(), call.session.to_string()));
-        headers.push(Header::Other(X_RECORDING_STATE.into(), planned_state(&call.decision).to_header_value()));
+        // Before the answer, what the policy plans; once a recording runs (a transfer
+        // target is being called), its real state: paused stays paused.
+        let state = if call.recording == hark_recorder::RecordingState::OFF { planned_state(&call.decision) } else { call.recording };
+        headers.push(Header::Other(X_RECORDING_STATE.into(), state.to_header_value()));
         headers.push(Header::ContentType(rsip::headers::ContentType::new("application/sdp")));
         Some(Request { method: Method::Invite, uri: a.uri.clone(), version: rsip::Version::V2, headers, body: sdp.to_vec() })
     }
