@@ -102,6 +102,8 @@ impl Unreachable {
 #[test]
 fn a_busy_callee_gives_486_and_a_busy_cdr() {
     let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    // Recording on: the CDR must still not claim a recording for a call nobody answered.
+    pbx.configure(&["tenant", "set", "--tenant", "office", "--audio-recording", "on"]);
     let port = register_sipp_callee(&pbx, "102");
     let uas = sipp_callee("uas_call_busy.xml", &pbx, "102", port, free_port()).spawn();
     let (code, reason, _, run) = failing_call(&pbx, "102", &[]);
@@ -118,7 +120,7 @@ fn a_busy_callee_gives_486_and_a_busy_cdr() {
         "the callee's 486 was not ACKed by the PBX\n{}",
         uas.report()
     );
-    the_one_cdr(
+    let cdr = the_one_cdr(
         &pbx,
         &CdrExpect {
             caller: "101",
@@ -129,6 +131,9 @@ fn a_busy_callee_gives_486_and_a_busy_cdr() {
             billsec: None,
         },
     );
+    let why = field(&cdr, "recording");
+    assert!(why.starts_with("not recorded: the call was not answered"), "the busy call's CDR says {why:?}");
+    assert!(pbx.recordings().is_empty(), "no recording for a busy call: {:?}", pbx.recordings());
 }
 
 #[test]

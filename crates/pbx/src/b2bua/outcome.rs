@@ -464,7 +464,13 @@ impl PbxCore {
             a_call_id: cdr.a_call_id.clone(),
             b_call_id: cdr.b_call_id.clone(),
             codec: cdr.codec.clone(),
-            recording: Some(call.decision.explain()),
+            // Recordings start at the answer: an unanswered call has none, whatever the
+            // policy would have decided.
+            recording: Some(if cdr.answered_at.is_none() && (call.decision.audio || call.decision.video) {
+                format!("not recorded: the call was not answered (policy: {})", call.decision.explain())
+            } else {
+                call.decision.explain()
+            }),
             parties: cdr.parties.clone(),
         };
         tracing::info!(session = %record.session_id, disposition = record.disposition.as_str(), cause = %record.hangup_cause, "call ended");
