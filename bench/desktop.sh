@@ -14,7 +14,8 @@
 # counted. Memory is read 10 s after the window appears, summed over the app's process tree
 # (WebKit's web and network processes included): PSS (shared pages split between
 # processes) and RSS. idle_cpu_pct: user+system CPU of the tree over IDLE_SECS, as a
-# percentage of one core.
+# percentage of one core. procs_pss_kb_ticks: per process COMM:PSS_KB:CPU_TICKS (ticks
+# since the process started, read after the idle window), to see where the totals go.
 #
 # Environment: HARK_DESKTOP (default target/release/hark-desktop), LINPHONE (default
 # linphone, from Debian's linphone-desktop; SKIP_LINPHONE=1 to leave it out).
@@ -49,6 +50,18 @@ sum_kb() { # FIELD PIDS...
         total=$((total + ${v:-0}))
     done
     echo "$total"
+}
+# Per process of the tree: COMM:PSS_KB:CPU_TICKS_SINCE_START, comma-separated (where the
+# total goes: the app, WebKit's web process, WebKit's network process).
+by_proc() {
+    local out=() p comm pss ticks
+    for p in "$@"; do
+        comm=$(tr ' ' '_' </proc/"$p"/comm 2>/dev/null) || continue
+        pss=$(sum_kb Pss "$p")
+        ticks=$(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0)
+        out+=("$comm:$pss:$ticks")
+    done
+    local IFS=,; echo "${out[*]}"
 }
 cpu_ticks() {
     local total=0 p
@@ -93,8 +106,11 @@ measure() { # NAME WINDOW_REGEX COMMAND...
     local pss rss c0 c1
     pss=$(sum_kb Pss $pids); rss=$(sum_kb Rss $pids)
     c0=$(cpu_ticks $pids); sleep "$idle"; c1=$(cpu_ticks $(tree "$pid"))
+    # shellcheck disable=SC2046
+    local by; by=$(by_proc $(tree "$pid"))
     local cpu; cpu=$(awk -v d=$((c1 - c0)) -v hz="$hz" -v s="$idle" 'BEGIN {printf "%.2f", 100 * d / hz / s}')
-    echo "app=$name run=$run window_ms=${window_ms:-timeout} interactive_ms=$interactive_ms pss_kb=$pss rss_kb=$rss procs=$(echo $pids | wc -w) idle_cpu_pct=$cpu"
+    echo "app=$name run=$run window_ms=${window_ms:-timeout} interactive_ms=$interactive_ms pss_kb=$pss rss_kb=$rss procs=$(echo $pids | wc -w) idle_cpu_pct=$cpu procs_pss_kb_ticks=$by"
+    [ -n "$window_ms" ] || { echo "--- $name did not map its window; its log:" >&2; tail -20 "$log" >&2; }
     kill -TERM -- -"$pid" 2>/dev/null || true
     sleep 1
     kill -KILL -- -"$pid" 2>/dev/null || true

@@ -608,9 +608,28 @@ fn main() {
     STARTED.get_or_init(std::time::Instant::now);
     // WebKit's accelerated compositing costs ~75 MB in the web process (Mesa, even in
     // software) for a UI of buttons and lists; off unless HARK_WEBKIT_COMPOSITING=1.
+    // Without compositing WebKit has no use for its DMA-BUF renderer either, whose EGL
+    // set-up costs ~4 MB in the app process.
     if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() && std::env::var_os("HARK_WEBKIT_COMPOSITING").is_none() {
         // SAFETY: first thing in main, before any other thread exists.
         unsafe { std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1") };
+        if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
+            // SAFETY: as above.
+            unsafe { std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1") };
+        }
+    }
+    // WebKit's memory-pressure monitor reads /proc/meminfo and the cgroup files byte by
+    // byte every few seconds in the app process: measurable idle CPU for a page of a few
+    // hundred kilobytes.
+    if std::env::var_os("WEBKIT_DISABLE_MEMORY_PRESSURE_MONITOR").is_none() {
+        // SAFETY: as above, no other thread yet.
+        unsafe { std::env::set_var("WEBKIT_DISABLE_MEMORY_PRESSURE_MONITOR", "1") };
+    }
+    // JavaScriptCore without its JIT tiers: ~6 MB less in the web process, and the UI's
+    // scripts (event handlers, a few lists) run fast enough interpreted.
+    if std::env::var_os("JSC_useJIT").is_none() {
+        // SAFETY: as above, no other thread yet.
+        unsafe { std::env::set_var("JSC_useJIT", "0") };
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
