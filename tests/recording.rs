@@ -1726,6 +1726,16 @@ fn a_pbx_killed_mid_call_leaves_a_recovered_playable_recording() {
         pbx.fail(&format!("duration_ms {duration_ms} does not match the repaired file's {file_secs:.3} s: {context}"));
     }
     check_channels(&pbx, &left, &right, &context);
+    // The call died with the PBX before its CDR was written: the restart writes one from
+    // the recording (answered, ended by the PBX), and links the two.
+    let cdr = pbx.wait_cdr("the crashed call's CDR", ROW_TIMEOUT, |r| s(r, "call_session_id") == sid);
+    if s(&cdr, "disposition") != "answered" || s(&cdr, "hangup_by") != "pbx" || s(&cdr, "hangup_cause") != "pbx-restart" {
+        pbx.fail(&format!("the crashed call's CDR: {}\n{context}", pretty(&cdr)));
+    }
+    let row = finished_recording(&pbx, &sid);
+    if row.get("cdr_id") != cdr.get("id") {
+        pbx.fail(&format!("the recovered recording is not linked to the CDR {:?}: {}", cdr.get("id"), pretty(&row)));
+    }
     drop(call);
 
     // The restarted PBX records the next call as usual.

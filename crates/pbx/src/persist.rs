@@ -428,24 +428,66 @@ impl RecordingWriter {
 }
 
 /// At start: recordings a crash left unfinished are repaired (header sizes from the file
-/// length) and marked recovered, or failed when the file cannot be read.
+/// length) and marked recovered, or failed when the file cannot be read. Their calls
+/// died with the crash before a CDR was written: each gets one from what the recording
+/// knows, so every call has its CDR and every recording its call.
 pub fn recover_recordings(store: &mut Store, root: &std::path::Path) -> Result<usize, StoreError> {
     let unfinished = store.unfinished_recordings()?;
     let now = unix_ms(SystemTime::now());
     for r in &unfinished {
         let path = root.join(&r.path);
-        match hark_recorder::repair(&path) {
+        let duration_ms = match hark_recorder::repair(&path) {
             Ok(outcome) => {
                 tracing::warn!(path = %path.display(), duration_ms = outcome.duration_ms(), "recovered a recording left unfinished");
                 store.mark_recovered(r.id, now, outcome.duration_ms())?;
+                outcome.duration_ms()
             }
             Err(e) => {
                 tracing::error!(path = %path.display(), error = %e, "a recording left unfinished could not be repaired");
                 store.mark_failed(r.id, now, None, &truncate(e.to_string(), store::MAX_RECORDING_REASON_LEN))?;
+                0
             }
+        };
+        if store.cdr_by_session(&r.call_session_id)?.is_none()
+            && let Some(cdr) = cdr_of_a_crashed_call(r, duration_ms)
+            && let Err(e) = store.insert_cdr(&cdr)
+        {
+            tracing::error!(session = %r.call_session_id, error = %e, "no CDR for a call the crash cut");
         }
     }
     Ok(unfinished.len())
+}
+
+/// The CDR of a call that a crash ended, from its recording: answered when the
+/// recording started (recordings start at the answer), ended where the file ends.
+fn cdr_of_a_crashed_call(r: &store::Recording, duration_ms: u64) -> Option<store::NewCdr> {
+    use store::{Direction as CdrDirection, Disposition as CdrDisposition, HangupBy as CdrHangupBy, PartyKind};
+    let (caller, callee) = (r.parties.first()?, r.parties.get(1).unwrap_or(r.parties.first()?));
+    let ended_at = r.started_at.saturating_add(i64::try_from(duration_ms).unwrap_or(0));
+    Some(store::NewCdr {
+        call_session_id: r.call_session_id.clone(),
+        tenant_id: r.tenant_id,
+        caller: caller.party.clone(),
+        caller_kind: caller.kind,
+        callee: callee.party.clone(),
+        callee_kind: callee.kind,
+        direction: match (caller.kind, callee.kind) {
+            (PartyKind::External, _) => CdrDirection::Inbound,
+            (_, PartyKind::External) => CdrDirection::Outbound,
+            _ => CdrDirection::Internal,
+        },
+        started_at: r.started_at,
+        answered_at: Some(r.started_at),
+        ended_at,
+        disposition: CdrDisposition::Answered,
+        hangup_by: CdrHangupBy::Pbx,
+        hangup_cause: "pbx-restart".into(),
+        sip_call_id_a: "unknown (the PBX stopped during the call)".into(),
+        sip_call_id_b: None,
+        codec: None,
+        recording: Some(format!("recorded ({}); the PBX stopped during the call and the file was recovered", r.kind.as_str())),
+        parties: Vec::new(),
+    })
 }
 
 /// Deletes recordings older than their tenant's `retention_days` (files, then rows).
