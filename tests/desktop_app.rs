@@ -281,6 +281,11 @@ struct App {
 }
 
 fn launch(label: &str) -> Option<App> {
+    launch_env(label, &[])
+}
+
+/// The same, with more environment for the app (a sound server).
+fn launch_env(label: &str, env: &[(String, String)]) -> Option<App> {
     let (xvfb, tauri_driver, webkit_driver) = tools()?;
     let data = TempDir::new(label);
     let (x, display) = start_xvfb(&xvfb);
@@ -294,7 +299,8 @@ fn launch(label: &str) -> Option<App> {
         .env("HARK_AUDIO", "null")
         .env("HARK_EXIT_ON_CLOSE", "1")
         .env("HOME", data.path())
-        .env_remove("WAYLAND_DISPLAY");
+        .env_remove("WAYLAND_DISPLAY")
+        .envs(env.iter().map(|(k, v)| (k, v)));
     if std::env::var_os("HARK_SCREENSHOTS").is_some() {
         // WebKitWebDriver's screenshots need WebKit's compositing, which the app turns off.
         cmd.env("HARK_WEBKIT_COMPOSITING", "1");
@@ -583,4 +589,68 @@ fn attended_transfer_from_the_app_joins_the_two_peers() {
     assert_eq!(joined["callee"], "103", "{joined:#}");
     first.wait_exit(STEP);
     second.wait_exit(STEP);
+}
+
+/// Settings' audio checks on a sound server with a "mic" (a null sink whose monitor is the
+/// microphone, fed a tone) and a "speaker": the meter shows the tone's level, the test
+/// tone reaches the speaker, and leaving Settings closes the microphone for real (the
+/// server has no recording stream left).
+#[test]
+fn settings_meter_hears_the_microphone_and_closes_it_on_leaving() {
+    if tools().is_none() {
+        return;
+    }
+    let pulse = hark_e2e::pulse::PulseServer::start();
+    pulse.plug("speaker");
+    pulse.plug("mic");
+    let env = pulse.client_env("speaker", "mic.monitor");
+    let Some(app) = launch_env("desktop-meter", &env) else { return };
+    let (wd, driver) = (&app.wd, &app.driver);
+    let fail = |what: &str| format!("{what}\n--- tauri-driver and app:\n{}", driver.report(60));
+    let tone = app.data.join("voice.wav");
+    hark_e2e::audio::write_tone_wav(&tone, 440.0, 60.0, 8000);
+    let _voice = pulse.play("mic", &tone);
+    let recording_streams = || pulse.pactl(&["list", "short", "source-outputs"]).unwrap_or_default().lines().count();
+
+    wd.click("[data-testid=nav-settings]");
+    // The tone is about -6 dBFS: the bar shows it (a silent or unopened meter reads -96).
+    let level = wd.wait_js(
+        "const m = document.querySelector('[data-testid=mic-meter]'); return m && m.dataset.state === 'on' && Number(m.dataset.level) > -20 ? m.dataset.level : null",
+        "the meter to show the microphone's tone",
+    );
+    assert!(level.as_str().and_then(|l| l.parse::<f64>().ok()).is_some_and(|l| l <= 0.0), "{level}");
+    assert!(recording_streams() >= 1, "{}", fail("the meter shows a level but no stream records"));
+
+    // The test tone reaches the speaker.
+    let heard = app.data.join("speaker.raw");
+    let rec = pulse.record("speaker.monitor", 8000, &heard);
+    std::thread::sleep(Duration::from_millis(300));
+    wd.click("[data-testid=btn-test-tone]");
+    let said = wd.wait_js(
+        "const e = document.querySelector('[data-testid=test-tone-error]'); const b = document.querySelector('[data-testid=btn-test-tone]'); \
+         return e ? 'error: ' + e.innerText : b && b.innerText === 'Playing…' ? 'playing' : null",
+        "the test tone",
+    );
+    assert_eq!(said.as_str(), Some("playing"), "{}", fail("the test tone did not play"));
+    let played = hark_e2e::process::poll_until(Duration::from_secs(10), || {
+        let x = hark_e2e::pulse::read_raw(&heard);
+        let tone = hark_e2e::audio::goertzel(&x, 8000, 440.0);
+        (x.len() > 4000 && tone > 0.25 * hark_e2e::audio::energy(&x) && hark_e2e::audio::energy(&x).sqrt() > hark_e2e::audio::SILENCE_RMS).then_some(())
+    });
+    drop(rec);
+    assert!(played.is_some(), "{}", fail("the speaker never played 440 Hz"));
+
+    // Leaving Settings closes the microphone, at once (well before the app's watchdog).
+    wd.click("[data-testid=nav-phone]");
+    let closed = hark_e2e::process::poll_until(Duration::from_millis(1500), || (recording_streams() == 0).then_some(()));
+    assert!(closed.is_some(), "{}", fail(&format!("the microphone is still open after leaving Settings: {}", pulse.pactl(&["list", "short", "source-outputs"]).unwrap_or_default())));
+
+    // A meter nobody reads (a page that went away without saying so) closes by itself.
+    wd.js("window.__TAURI_INTERNALS__.invoke('meter_start', { device: null }); return true");
+    let opened = hark_e2e::process::poll_until(Duration::from_secs(10), || (recording_streams() >= 1).then_some(()));
+    assert!(opened.is_some(), "{}", fail("meter_start opened no stream"));
+    let started = Instant::now();
+    let closed = hark_e2e::process::poll_until(Duration::from_secs(6), || (recording_streams() == 0).then_some(()));
+    assert!(closed.is_some(), "{}", fail("an unread meter stayed open"));
+    assert!(started.elapsed() >= Duration::from_millis(1500), "closed after {:?}: not by the watchdog", started.elapsed());
 }
