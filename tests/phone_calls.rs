@@ -448,3 +448,29 @@ fn muting_sends_silence_and_unmuting_brings_the_voice_back() {
     );
     part(4.4, 5.6).check(1.0, 0.8).unwrap_or_else(|e| panic!("after the unmute: {e}\n{}", ctx()));
 }
+
+#[test]
+fn a_call_whose_audio_stops_is_hung_up_after_the_rtp_timeout() {
+    use hark_e2e::rtp::{Payload, RtpEndpoint};
+    use hark_e2e::ua::{Ua, relay_addr};
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let mut callee = Phone::answer(account(&pbx, "102"), &["--rtp-timeout", "2"]);
+    callee.wait_event("registered", REGISTER);
+    // A caller whose audio stops after a second, as when its network or PBX goes away.
+    let ua = Ua::new(pbx.sip_udp, "101", &password("101"), DOMAIN);
+    let mut rtp = RtpEndpoint::loopback();
+    let dialog = ua.call("102", rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    rtp.start_sending(relay_addr(&dialog, &pbx, "101's 200"), Payload::AlawTone(CALLER_HZ), 0x101);
+    callee.wait_event("answered", ANSWER);
+    std::thread::sleep(Duration::from_secs(1));
+    let stopped = std::time::Instant::now();
+    rtp.stop_sending();
+    let error = callee.wait_event("media-error", Duration::from_secs(10));
+    assert!(error.contains("no audio from the other side for 2 s"), "{error}\n{}", callee.report());
+    let waited = stopped.elapsed();
+    assert!(waited >= Duration::from_millis(1900), "hung up {waited:?} after the audio stopped, before the 2 s timeout");
+    let ended = callee.wait_event("ended", Duration::from_secs(5));
+    assert!(ended.contains("local hangup"), "{ended}");
+    assert!(ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_some(), "the caller got no BYE\n{}", ua.report());
+    assert!(!callee.wait_exit(EXIT).success(), "a call cut by the RTP timeout is a failure\n{}", callee.report());
+}

@@ -94,6 +94,9 @@ pub struct AccountArgs {
     /// How long to wait for the registrar before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     register_timeout: f64,
+    /// Hang up when no audio came for this long while both sides send (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    rtp_timeout: f64,
     /// RTP port range (LO-HI); free ports from the system when omitted.
     #[arg(long, value_name = "LO-HI", value_parser = parse_range)]
     rtp_ports: Option<(u16, u16)>,
@@ -301,6 +304,10 @@ fn config(account: &AccountArgs, media: &MediaArgs, register: bool, control: Con
     });
     phone.register = register;
     phone.control = control;
+    if !(account.rtp_timeout.is_finite() && account.rtp_timeout >= 0.0) {
+        return Err(format!("--rtp-timeout {}: give a number of seconds (0: never)", account.rtp_timeout));
+    }
+    phone.rtp_timeout = (account.rtp_timeout > 0.0).then(|| secs(account.rtp_timeout));
     phone.codecs = media
         .codecs
         .iter()

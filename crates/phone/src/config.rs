@@ -94,6 +94,9 @@ pub struct PhoneConfig {
     pub telephone_event_pt: u8,
     /// Sent as User-Agent.
     pub user_agent: String,
+    /// Hang up a call whose audio stopped coming for this long while both sides send
+    /// (not on hold): the other end or the PBX is gone. None: never.
+    pub rtp_timeout: Option<std::time::Duration>,
 }
 
 impl PhoneConfig {
@@ -108,6 +111,8 @@ impl PhoneConfig {
             opus_pt: 111,
             telephone_event_pt: 101,
             user_agent: format!("Hark phone {}", env!("CARGO_PKG_VERSION")),
+            // Linphone's default; longer than any silence suppression leaves the line quiet.
+            rtp_timeout: Some(std::time::Duration::from_secs(30)),
         }
     }
 }

@@ -26,6 +26,10 @@ pub(super) struct MediaTask {
     pub audio: AudioConfig,
     pub control: mpsc::UnboundedReceiver<MediaControl>,
     pub events: mpsc::UnboundedSender<PhoneEvent>,
+    pub rtp_timeout: Option<Duration>,
+    /// Back to the driver, to hang up a call whose audio stopped (weak: the driver ends
+    /// when its owner goes, whatever media tasks still run).
+    pub commands: mpsc::WeakUnboundedSender<super::DriverCommand>,
 }
 
 impl MediaTask {
@@ -62,6 +66,8 @@ impl MediaTask {
         let mut played = Vec::with_capacity(session.frame_len());
         let mut write_failed = false;
         let mut muted = false;
+        let mut last_rtp = tokio::time::Instant::now();
+        let mut timed_out = false;
         let mut rtcp = Rtcp::new(std::mem::take(&mut self.cname), std::time::Instant::now());
         let mut rtcp_buf = vec![0u8; 1500];
         let rtcp_to = |session: &MediaSession| {
@@ -99,6 +105,20 @@ impl MediaTask {
                     while let Some(n) = source.take_notice().or_else(|| sink.take_notice()) {
                         let _ = self.events.send(PhoneEvent::AudioDevice { call, ok: n.ok, detail: n.detail });
                     }
+                    let p = session.params();
+                    if let Some(limit) = self.rtp_timeout
+                        && !timed_out
+                        && p.send
+                        && p.receive
+                        && p.remote.is_some()
+                        && last_rtp.elapsed() >= limit
+                    {
+                        timed_out = true;
+                        fail(&self.events, format!("no audio from the other side for {} s: hanging up", limit.as_secs()));
+                        if let Some(commands) = self.commands.upgrade() {
+                            let _ = commands.send(super::DriverCommand::Hangup { call });
+                        }
+                    }
                     if let Some(to) = rtcp_to(&session)
                         && let Some(report) = rtcp.poll_report(std::time::Instant::now(), session.sender_counts())
                     {
@@ -108,6 +128,7 @@ impl MediaTask {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, _from)) => {
                         if let Some((ssrc, seq, ts)) = session.receive(&buf[..n]) {
+                            last_rtp = tokio::time::Instant::now();
                             let clock = session.codec().rtp_clock_rate();
                             rtcp.on_rtp(ssrc, seq, ts, clock, std::time::Instant::now());
                         }
@@ -125,6 +146,8 @@ impl MediaTask {
                 }
                 ctl = self.control.recv() => match ctl {
                     Some(MediaControl::Update(p)) => {
+                        // A new negotiation (off hold, a new address): give it the full time.
+                        last_rtp = tokio::time::Instant::now();
                         if let Err(e) = session.update(p) {
                             fail(&self.events, e.to_string());
                         }

@@ -117,6 +117,7 @@ pub async fn start(config: DriverConfig) -> io::Result<PhoneHandle> {
         audio: config.audio,
         rtp_ports: config.rtp_ports,
         cname: format!("{}@{}", config.phone.account.user, local.ip()),
+        commands: cmd_tx.downgrade(),
         sockets: HashMap::new(),
         media: HashMap::new(),
         finished: Vec::new(),
@@ -140,6 +141,8 @@ struct Driver {
     rtp_ports: Option<(u16, u16)>,
     /// Our RTCP CNAME (RFC 3550 §6.5.1): user@address.
     cname: String,
+    /// Our own command channel, for media tasks that must end their call.
+    commands: mpsc::WeakUnboundedSender<DriverCommand>,
     /// RTP sockets bound for calls whose media has not started yet.
     sockets: HashMap<CallHandle, MediaSockets>,
     media: HashMap<CallHandle, mpsc::UnboundedSender<MediaControl>>,
@@ -327,6 +330,8 @@ impl Driver {
                     audio: self.audio.clone(),
                     control: rx,
                     events: self.events.clone(),
+                    rtp_timeout: self.phone.config().rtp_timeout,
+                    commands: self.commands.clone(),
                 };
                 self.media.insert(*call, tx);
                 self.finished.push(tokio::spawn(task.run()));
