@@ -474,3 +474,18 @@ fn a_call_whose_audio_stops_is_hung_up_after_the_rtp_timeout() {
     assert!(ua.wait_requests("BYE", 1, Duration::from_secs(5)).is_some(), "the caller got no BYE\n{}", ua.report());
     assert!(!callee.wait_exit(EXIT).success(), "a call cut by the RTP timeout is a failure\n{}", callee.report());
 }
+
+#[test]
+fn a_feature_code_pause_the_pbx_does_not_confirm_is_a_failure_with_its_reason() {
+    // Recording is off for this office: *48 goes out, but no state INFO comes back.
+    let pbx = CallPbx::start(&["101", "102"], 30, &[]);
+    let mut callee = Phone::answer(account(&pbx, "102"), &[]);
+    callee.wait_event("registered", REGISTER);
+    let mut caller = Phone::call(account(&pbx, "101"), "102", &["--duration", "7", "--pause-at", "1", "--control", "dtmf"]);
+    let status = caller.wait_exit(EXIT);
+    let ctx = || format!("{}\n{}\n{}", caller.report(), callee.report(), pbx.logs());
+    let failed = caller.events().into_iter().find(|e| e.starts_with("control-failed")).unwrap_or_default();
+    assert!(failed.contains("via=dtmf") && failed.contains("did not confirm"), "{failed}\n{}", ctx());
+    assert!(!caller.events().iter().any(|e| e.starts_with("control-ok")), "nothing was paused\n{}", ctx());
+    assert!(!status.success(), "an unconfirmed pause fails the exit\n{}", ctx());
+}

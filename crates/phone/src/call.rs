@@ -91,6 +91,9 @@ pub struct Call {
     pub transfer_request: Option<String>,
     /// This call follows a REFER received in that call: its outcome is NOTIFYed there.
     pub transfer_of: Option<CallHandle>,
+    /// A pause/resume sent as *48/*49, waiting for the PBX's state INFO to confirm it
+    /// until the deadline.
+    pub dtmf_control: Option<(hark_recorder::Operation, std::time::Instant)>,
 }
 
 impl Call {
@@ -127,6 +130,7 @@ impl Call {
             info_in_flight: false,
             transfer_request: None,
             transfer_of: None,
+            dtmf_control: None,
         }
     }
 

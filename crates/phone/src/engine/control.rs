@@ -9,11 +9,15 @@ use crate::call::Pending;
 use crate::config::ControlMode;
 use crate::error::PhoneError;
 use crate::event::{CallHandle, ControlVia, PhoneEvent};
-use hark_recorder::Operation;
+use hark_recorder::{MediaRecording, Operation};
 use hark_recorder::control::{JSON_CONTENT_TYPE, TEXT_CONTENT_TYPE, to_json_body, to_text_body};
 use hark_sip::rsip::{Method, Request, Response, Uri};
 use hark_sip::{CallId, Tag};
 use std::time::Instant;
+
+/// How long the PBX has to confirm a *48/*49 with its state INFO: the digits take about
+/// 0.3 s to send, then a round trip.
+pub const DTMF_CONFIRM: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// The feature code that asks for `op`.
 pub fn feature_code(op: Operation) -> &'static str {
@@ -50,9 +54,13 @@ impl Phone {
             }
             ControlMode::OutOfDialog => self.send_control_out_of_dialog(now, handle, op),
             ControlMode::Dtmf => match self.send_dtmf(now, handle, feature_code(op)) {
-                // The PBX answers feature codes with a state INFO, not a response: the
-                // digits going out is all that can succeed here.
-                Ok(()) => self.events.push_back(PhoneEvent::ControlSucceeded { call: handle, op, via: ControlVia::Dtmf }),
+                // The PBX answers feature codes with a state INFO, not a response: that
+                // INFO is the success, its absence a failure.
+                Ok(()) => {
+                    if let Some(call) = self.calls.get_mut(&handle) {
+                        call.dtmf_control = Some((op, now + DTMF_CONFIRM));
+                    }
+                }
                 Err(e) => self.control_failed(handle, op, ControlVia::Dtmf, e.to_string()),
             },
         }
@@ -120,5 +128,44 @@ impl Phone {
 
     pub(super) fn control_failed(&mut self, handle: CallHandle, op: Operation, via: ControlVia, reason: String) {
         self.events.push_back(PhoneEvent::ControlFailed { call: handle, op, via, reason });
+    }
+}
+
+impl Phone {
+    /// A new recording state from the PBX: it confirms a waiting *48/*49 that it applies.
+    pub(super) fn confirm_dtmf_control(&mut self, handle: CallHandle, state: hark_recorder::RecordingState) {
+        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some((op, _)) = call.dtmf_control else { return };
+        if state.get(op.media()) == if op.is_pause() { MediaRecording::Paused } else { MediaRecording::Recording } {
+            call.dtmf_control = None;
+            self.events.push_back(PhoneEvent::ControlSucceeded { call: handle, op, via: ControlVia::Dtmf });
+        }
+    }
+
+    /// *48/*49 the PBX did not confirm in time: a failure with its reason.
+    pub(super) fn dtmf_control_timeouts(&mut self, now: Instant) {
+        let expired: Vec<(CallHandle, Operation)> = self
+            .calls
+            .values_mut()
+            .filter_map(|c| match c.dtmf_control {
+                Some((op, deadline)) if now >= deadline => {
+                    c.dtmf_control = None;
+                    Some((c.handle, op))
+                }
+                _ => None,
+            })
+            .collect();
+        for (handle, op) in expired {
+            let reason = format!(
+                "sent {}, but the PBX did not confirm it within {} s (is this call recorded?)",
+                feature_code(op),
+                DTMF_CONFIRM.as_secs()
+            );
+            self.control_failed(handle, op, ControlVia::Dtmf, reason);
+        }
+    }
+
+    pub(super) fn dtmf_control_deadline(&self) -> Option<Instant> {
+        self.calls.values().filter_map(|c| c.dtmf_control.map(|(_, d)| d)).min()
     }
 }

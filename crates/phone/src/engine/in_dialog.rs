@@ -75,6 +75,7 @@ impl Phone {
                         call.recording = info.state;
                         self.events.push_back(PhoneEvent::RecordingState { call: handle, state: info.state });
                     }
+                    self.confirm_dtmf_control(handle, info.state);
                 }
                 Err(e) => self.reply(now, &id, req, 400, &e.reason_phrase()),
             }

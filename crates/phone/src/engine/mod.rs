@@ -146,6 +146,7 @@ impl Phone {
         self.drain_tx_events(now);
         self.reg_timeout(now);
         self.retransmit_2xx(now);
+        self.dtmf_control_timeouts(now);
         self.prune();
     }
 
@@ -194,7 +195,7 @@ impl Phone {
     /// When [`Phone::handle_timeout`] should next run.
     pub fn next_timeout(&self) -> Option<Instant> {
         let calls = self.calls.values().filter_map(|c| c.uas_2xx.as_ref().map(|r| r.next_at));
-        [self.tx.poll_timeout(), self.reg.deadline()].into_iter().flatten().chain(calls).min()
+        [self.tx.poll_timeout(), self.reg.deadline(), self.dtmf_control_deadline()].into_iter().flatten().chain(calls).min()
     }
 
     /// Runs a command; `Dial` returns the new call's handle.
