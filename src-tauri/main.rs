@@ -516,7 +516,7 @@ async fn meter_start(app: State<'_, App>, device: Option<String>) -> Res<()> {
     tauri::async_runtime::spawn_blocking(move || meter.start(device.as_deref())).await.map_err(|e| e.to_string())?
 }
 #[tauri::command]
-fn meter_level(app: State<'_, App>) -> Res<f32> {
+fn meter_level(app: State<'_, App>) -> Res<meter::Level> {
     app.meter.level()
 }
 #[tauri::command]

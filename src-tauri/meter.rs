@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 /// Unread for this long, the meter closes itself.
 const UNREAD_CLOSE: Duration = Duration::from_secs(2);
 
+#[derive(serde::Serialize, Clone, Copy, Debug, PartialEq)]
+pub struct Level {
+    pub dbfs: f32,
+    /// The microphone went away (unplugged); it is reopened when it is back.
+    pub lost: bool,
+}
+
 struct Open {
     meter: InputMeter,
     last_read: Instant,
@@ -70,12 +77,13 @@ impl Meter {
         Ok(())
     }
 
-    /// The peak since the last read, in dBFS (−96: silence).
-    pub fn level(&self) -> Result<f32, String> {
+    /// The peak since the last read, in dBFS (−96: silence), and whether the device is
+    /// gone (it is reopened when it comes back).
+    pub fn level(&self) -> Result<Level, String> {
         let mut open = self.open.lock().unwrap();
         let o = open.as_mut().ok_or("the level meter is not running")?;
         o.last_read = Instant::now();
-        Ok(o.meter.take_peak_dbfs())
+        Ok(Level { dbfs: o.meter.take_peak_dbfs(), lost: o.meter.device_lost() })
     }
 
     /// Closes the device (dropping the InputMeter ends its stream thread).

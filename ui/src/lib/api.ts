@@ -55,7 +55,7 @@ export const api = {
   /** Opens the microphone's level meter (null: the system default); closes any other. */
   meterStart: (device: string | null) => call<void>("meter_start", { device }),
   /** The peak level since the last read, in dBFS; an error once the device failed. */
-  meterLevel: () => call<number>("meter_level"),
+  meterLevel: () => call<{ dbfs: number; lost: boolean }>("meter_level"),
   meterStop: () => call<void>("meter_stop"),
   /** A short tone on the speaker ("" the system default). */
   testTone: (device: string) => call<void>("test_tone", { device }),

@@ -8,7 +8,7 @@ use super::{AudioError, AudioSink, AudioSource, DeviceNotice};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use rubato::{FastFixedIn, FastFixedOut, PolynomialDegree, Resampler};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -53,12 +53,22 @@ pub(super) fn find(input: bool, name: Option<&str>) -> Result<cpal::Device, Audi
 /// rate, and the losses and returns the owner has not reported yet.
 #[derive(Default)]
 pub(super) struct Health {
+    /// The current stream reported an error (cleared before each reopening attempt).
     failed: AtomicBool,
+    /// From the failure until a stream is open again.
+    lost: AtomicBool,
+    /// Data callbacks so far: a stream whose count stops has stalled.
+    beats: AtomicU64,
     rate: AtomicU32,
     notices: Mutex<VecDeque<DeviceNotice>>,
 }
 
 impl Health {
+    /// Called from every data callback: the stream is alive.
+    pub(super) fn beat(&self) {
+        self.beats.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// cpal's error callback: the first error marks the stream failed (cpal's ALSA
     /// worker keeps calling back while the device is gone; one warning is enough).
     pub(super) fn on_error(self: &Arc<Self>, what: &'static str) -> impl FnMut(cpal::StreamError) + Send + 'static {
@@ -83,6 +93,11 @@ impl Health {
         self.notices.lock().unwrap_or_else(|p| p.into_inner()).push_back(DeviceNotice { ok, detail });
     }
 
+    /// The device failed and is being looked for again.
+    pub(super) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire) || self.failed.load(Ordering::Acquire)
+    }
+
     pub(super) fn take_notice(&self) -> Option<DeviceNotice> {
         self.notices.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
     }
@@ -90,6 +105,9 @@ impl Health {
 
 /// How often a lost device is looked for again.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// A stream without a data callback for this long has stalled. Longer than a sound
+/// server takes to start a stream (PulseAudio here: about 0.9 s).
+const STALL: Duration = Duration::from_secs(2);
 /// How often the stream thread checks its stream's health.
 const HEALTH_CHECK: Duration = Duration::from_millis(100);
 
@@ -129,13 +147,29 @@ impl StreamThread {
                         return;
                     }
                 };
+                let (mut seen, mut quiet_since) = (health.beats.load(Ordering::Relaxed), std::time::Instant::now());
                 loop {
                     // Until the owner drops its sender.
                     match stop_rx.recv_timeout(HEALTH_CHECK) {
-                        Err(mpsc::RecvTimeoutError::Timeout) if !health.failed.load(Ordering::Acquire) => continue,
+                        Err(mpsc::RecvTimeoutError::Timeout) if !health.failed.load(Ordering::Acquire) => {
+                            // A sound server may end a stream without an error (PulseAudio
+                            // does for a capture whose source went away): no callbacks
+                            // for a while is a failure too.
+                            let beats = health.beats.load(Ordering::Relaxed);
+                            if beats != seen {
+                                (seen, quiet_since) = (beats, std::time::Instant::now());
+                                continue;
+                            }
+                            if quiet_since.elapsed() < STALL {
+                                continue;
+                            }
+                            tracing::warn!("audio {what} stalled");
+                            health.notice(false, format!("{what} lost: no audio from the device; reopening"));
+                        }
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                         _ => return,
                     }
+                    health.lost.store(true, Ordering::Release);
                     drop(stream);
                     let mut last_error = String::new();
                     stream = loop {
@@ -155,6 +189,8 @@ impl StreamThread {
                             }
                         }
                     };
+                    health.lost.store(false, Ordering::Release);
+                    (seen, quiet_since) = (health.beats.load(Ordering::Relaxed), std::time::Instant::now());
                     tracing::info!("audio {what} back");
                     health.notice(true, format!("{what} back"));
                 }
@@ -210,17 +246,26 @@ pub(super) fn build_input(
     health.set_rate(config.sample_rate.0);
     let stream = match supported.sample_format() {
         cpal::SampleFormat::F32 => {
-            let feed = feed.clone();
+            let (feed, alive) = (feed.clone(), health.clone());
             device.build_input_stream(
                 &config,
-                move |data: &[f32], _: &cpal::InputCallbackInfo| feed(&mut mono_f32(data, channels)),
+                move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                    alive.beat();
+                    feed(&mut mono_f32(data, channels))
+                },
                 health.on_error(what),
                 None,
             )
         }
         cpal::SampleFormat::I16 => device.build_input_stream(
             &config,
-            move |data: &[i16], _: &cpal::InputCallbackInfo| feed(&mut mono_i16(data, channels)),
+            {
+                let alive = health.clone();
+                move |data: &[i16], _: &cpal::InputCallbackInfo| {
+                    alive.beat();
+                    feed(&mut mono_i16(data, channels))
+                }
+            },
             health.on_error(what),
             None,
         ),
@@ -322,7 +367,9 @@ impl DeviceSink {
             let channels = usize::from(config.channels.max(1));
             health.set_rate(config.sample_rate.0);
             let drain = drain.clone();
+            let alive = health.clone();
             let next = move |frame_count: usize| -> Vec<f32> {
+                alive.beat();
                 let mut r = drain.lock().unwrap_or_else(|p| p.into_inner());
                 let take = frame_count.min(r.len());
                 let mut v: Vec<f32> = r.drain(..take).collect();
@@ -399,8 +446,9 @@ pub struct SampleOutput {
     thread: StreamThread,
 }
 
-fn fill<T: cpal::SizedSample + cpal::FromSample<f32>>(feed: &OutputFeed, pulls: &AtomicU32, data: &mut [T]) {
+fn fill<T: cpal::SizedSample + cpal::FromSample<f32>>(feed: &OutputFeed, pulls: &AtomicU32, health: &Health, data: &mut [T]) {
     pulls.fetch_add(1, Ordering::AcqRel);
+    health.beat();
     let mut source = feed.lock().unwrap_or_else(|p| p.into_inner());
     match source.as_mut() {
         Some(it) => data.iter_mut().for_each(|d| *d = T::from_sample(it.next().unwrap_or(0.0))),
@@ -420,18 +468,18 @@ impl SampleOutput {
             let config = low_latency(&supported);
             chans.store(u32::from(config.channels.max(1)), Ordering::Release);
             health.set_rate(config.sample_rate.0);
-            let (pull, pulls) = (pull.clone(), counter.clone());
-            let (pull2, pulls2) = (pull.clone(), counter.clone());
+            let (pull, pulls, alive) = (pull.clone(), counter.clone(), health.clone());
+            let (pull2, pulls2, alive2) = (pull.clone(), counter.clone(), health.clone());
             let stream = match supported.sample_format() {
                 cpal::SampleFormat::F32 => device.build_output_stream(
                     &config,
-                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| fill(&pull, &pulls, data),
+                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| fill(&pull, &pulls, &alive, data),
                     health.on_error("speaker"),
                     None,
                 ),
                 cpal::SampleFormat::I16 => device.build_output_stream(
                     &config,
-                    move |data: &mut [i16], _: &cpal::OutputCallbackInfo| fill(&pull2, &pulls2, data),
+                    move |data: &mut [i16], _: &cpal::OutputCallbackInfo| fill(&pull2, &pulls2, &alive2, data),
                     health.on_error("speaker"),
                     None,
                 ),

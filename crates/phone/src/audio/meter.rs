@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct InputMeter {
     /// The highest |sample| (0.0..=1.0) since the last read, as f32 bits.
     peak: Arc<AtomicU32>,
-    _thread: StreamThread,
+    thread: StreamThread,
 }
 
 fn raise(peak: &AtomicU32, value: f32) {
@@ -32,7 +32,13 @@ impl InputMeter {
                 raise(&feed, samples.fold(0.0f32, |m, s| m.max(s.abs())).min(1.0))
             })
         })?;
-        Ok(Self { peak, _thread: thread })
+        Ok(Self { peak, thread })
+    }
+
+    /// True while the device is gone (unplugged): the level reads as silence then, and
+    /// the meter reopens the device when it is back.
+    pub fn device_lost(&self) -> bool {
+        self.thread.health.is_lost()
     }
 
     /// The peak since the last call, 0.0 (silence) to 1.0 (full scale).
