@@ -63,7 +63,8 @@ build_ui() {
 
 # The desktop app's end-to-end test: Xvfb, WebKitWebDriver, tauri-driver.
 need_desktop_e2e() {
-    apt_need xvfb:Xvfb webkit2gtk-driver:WebKitWebDriver
+    # xdotool presses the app's global shortcut on the virtual display.
+    apt_need xvfb:Xvfb webkit2gtk-driver:WebKitWebDriver xdotool:xdotool
     if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
         echo ">> cargo install tauri-driver" >&2
         cargo install tauri-driver --locked --quiet

@@ -272,6 +272,18 @@ struct App {
     driver: Proc,
     data: TempDir,
     _x: Proc,
+    /// The virtual display (":N").
+    display: String,
+}
+
+impl App {
+    /// Presses `keys` (xdotool's names, e.g. "ctrl+shift+p") on the app's display, as a
+    /// user's keyboard would: global shortcuts see it wherever the focus is.
+    fn press(&self, keys: &str) {
+        let xdotool = hark_e2e::peers::require_peer("xdotool");
+        let out = Command::new(xdotool).args(["key", keys]).env("DISPLAY", &self.display).output().unwrap();
+        assert!(out.status.success(), "xdotool key {keys}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 fn launch(label: &str) -> App {
@@ -287,7 +299,7 @@ fn launch_env(label: &str, env: &[(String, String)]) -> App {
     let mut cmd = Command::new(&tauri_driver);
     cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string(), "--native-driver"])
         .arg(&webkit_driver)
-        .env("DISPLAY", &display)
+        .env("DISPLAY", display.as_str())
         .env("HARK_DESKTOP_DATA", data.path())
         .env("HARK_SIP", "127.0.0.1:0")
         .env("HARK_AUDIO", "null")
@@ -302,7 +314,7 @@ fn launch_env(label: &str, env: &[(String, String)]) -> App {
     let driver = Proc::spawn("tauri-driver", &mut cmd);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let wd = WebDriver::start(addr, &desktop_bin());
-    App { wd, driver, data, _x: x }
+    App { wd, driver, data, _x: x, display }
 }
 
 /// Waits for registration to the embedded PBX; returns the PBX's SIP address.
@@ -410,6 +422,13 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
     wd.click("[data-testid=btn-resume]");
     wd.wait_js("return document.querySelector('[data-testid=recording-indicator]')?.dataset.recording === 'recording'", "Recording again");
     std::thread::sleep(Duration::from_millis(800));
+    // The agent's global shortcut (Ctrl+Shift+P) pauses and resumes without the mouse.
+    app.press("ctrl+shift+p");
+    wd.wait_js("return document.querySelector('[data-testid=recording-indicator]')?.dataset.recording === 'paused'", "Paused by the shortcut");
+    std::thread::sleep(Duration::from_millis(800));
+    app.press("ctrl+shift+p");
+    wd.wait_js("return document.querySelector('[data-testid=recording-indicator]')?.dataset.recording === 'recording'", "Resumed by the shortcut");
+    std::thread::sleep(Duration::from_millis(800));
     wd.click("[data-testid=btn-hangup]");
     wd.wait_js("return !document.querySelector('[data-testid=call-screen]') && document.querySelector('[data-testid=last-ended]')", "the call to end");
     peer.wait_exit(STEP);
@@ -425,7 +444,8 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let events: Vec<&str> = rec["events"].as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
-    assert!(events.contains(&"pause") && events.contains(&"resume"), "events: {events:?}");
+    let count = |kind| events.iter().filter(|e| **e == kind).count();
+    assert!(count("pause") == 2 && count("resume") == 2, "two pauses and resumes (buttons, then shortcut): {events:?}");
 
     // The library: find it, play it, open its CDR.
     wd.click("[data-testid=nav-recordings]");

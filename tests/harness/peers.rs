@@ -12,6 +12,7 @@ pub fn package_of(binary: &str) -> &'static str {
         "kamailio" => "kamailio",
         "ffmpeg" | "ffprobe" => "ffmpeg",
         "sox" => "sox",
+        "xdotool" => "xdotool",
         "pulseaudio" => "pulseaudio",
         "pactl" | "parec" | "paplay" => "pulseaudio-utils",
         _ => "(unknown package)",
