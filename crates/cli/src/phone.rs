@@ -246,7 +246,13 @@ pub fn run(cmd: PhoneCommand) -> CliResult {
 
 #[cfg(feature = "audio-devices")]
 fn devices() -> CliResult {
-    let (inputs, outputs) = hark_phone::audio::device::list_devices()?;
+    // Probing every ALSA plugin (JACK, OSS, …) makes each print its own failure to
+    // stderr; none of it is ours or useful here.
+    let listed = with_stderr_hushed(hark_phone::audio::device::list_devices);
+    let (inputs, outputs) = listed?;
+    if inputs.is_empty() && outputs.is_empty() {
+        return Err("no audio devices found (no sound card or sound server)".into());
+    }
     println!("input devices:");
     for d in inputs {
         println!("  {d}");
@@ -256,6 +262,26 @@ fn devices() -> CliResult {
         println!("  {d}");
     }
     Ok(())
+}
+
+/// Runs `f` with file descriptor 2 pointed at /dev/null, then puts it back.
+#[cfg(feature = "audio-devices")]
+fn with_stderr_hushed<T>(f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else { return f() };
+    // SAFETY: dup/dup2/close on descriptors this function owns; nothing else runs on
+    // this thread meanwhile, and stderr is restored before returning.
+    let saved = unsafe { libc::dup(2) };
+    if saved < 0 {
+        return f();
+    }
+    unsafe { libc::dup2(null.as_raw_fd(), 2) };
+    let out = f();
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    out
 }
 
 #[cfg(not(feature = "audio-devices"))]
