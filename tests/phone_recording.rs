@@ -68,6 +68,11 @@ fn pause_and_resume_with(control: &str, source: &str, extra: &[&str], pbx_args: 
         .filter(|e| matches!(s(e, "event").as_str(), "pause" | "resume"))
         .map(|e| (s(e, "event"), s(e, "source")))
         .collect();
+    // Each says who asked and how (the stored reason).
+    for e in events.iter().filter(|e| matches!(s(e, "event").as_str(), "pause" | "resume")) {
+        let reason = s(e, "reason");
+        assert!(reason.contains("by 101"), "the {} event's reason {reason:?} does not name 101", s(e, "event"));
+    }
     assert_eq!(
         kinds,
         [("pause".to_string(), source.to_string()), ("resume".to_string(), source.to_string())],

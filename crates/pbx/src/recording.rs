@@ -417,10 +417,12 @@ impl Job {
             let entry = match ev {
                 RecorderEvent::Started { .. } => continue,
                 RecorderEvent::Paused { offset_ms, source, actor, .. } => {
-                    RecordingLog::Event { id, at_ms, offset_ms, kind: "pause", source, actor, reason: String::new() }
+                    let reason = control_reason(true, source, &actor);
+                    RecordingLog::Event { id, at_ms, offset_ms, kind: "pause", source, actor, reason }
                 }
                 RecorderEvent::Resumed { offset_ms, source, actor, .. } => {
-                    RecordingLog::Event { id, at_ms, offset_ms, kind: "resume", source, actor, reason: String::new() }
+                    let reason = control_reason(false, source, &actor);
+                    RecordingLog::Event { id, at_ms, offset_ms, kind: "resume", source, actor, reason }
                 }
                 RecorderEvent::Failed { offset_ms, error } => RecordingLog::Event {
                     id,
@@ -454,5 +456,17 @@ mod tests {
         assert_eq!(relative_path("office", "123", at, 1), "office/2026/11/27/123-201001.wav");
         assert_eq!(relative_path("a b/..", "1", at, 1), "a_b___/2026/11/27/1-201001.wav");
         assert_eq!(relative_path("office", "123", at, 2), "office/2026/11/27/123-201001-2.wav");
+    }
+}
+
+/// The stored reason of a pause or resume: who asked, and how.
+fn control_reason(pause: bool, source: ControlSource, actor: &str) -> String {
+    let (what, code) = if pause { ("paused", "*48") } else { ("resumed", "*49") };
+    match source {
+        ControlSource::Dtmf => format!("{what} by {actor}: {code} as RFC 4733 telephone-events"),
+        ControlSource::Info => format!("{what} by {actor}: {code} as SIP INFO"),
+        ControlSource::Inband => format!("{what} by {actor}: {code} as in-band tones"),
+        ControlSource::Message => format!("{what} by {actor}: media-control MESSAGE"),
+        ControlSource::Policy => format!("{what} by the recording policy"),
     }
 }
