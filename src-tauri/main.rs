@@ -519,6 +519,11 @@ async fn meter_start(app: State<'_, App>, device: Option<String>) -> Res<()> {
 fn meter_level(app: State<'_, App>) -> Res<meter::Level> {
     app.meter.level()
 }
+/// The speaker's level while the test tone plays (dBFS; −96 otherwise).
+#[tauri::command]
+fn speaker_level(app: State<'_, App>) -> f32 {
+    app.meter.speaker_level()
+}
 #[tauri::command]
 fn meter_stop(app: State<'_, App>) {
     app.meter.stop();
@@ -788,6 +793,7 @@ fn main() {
             meter_level,
             meter_stop,
             test_tone,
+            speaker_level,
             quit,
         ])
         .build(tauri::generate_context!())

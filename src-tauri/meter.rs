@@ -4,10 +4,14 @@
 //! when nobody has read it for a while (a hidden window, a reloaded page), so no device
 //! stays open and nothing runs when idle.
 
+use hark_phone::audio::device::SampleOutput;
 use hark_phone::audio::meter::InputMeter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// What a meter reads for silence.
+const SILENT: f32 = -96.0;
 
 /// Unread for this long, the meter closes itself.
 const UNREAD_CLOSE: Duration = Duration::from_secs(2);
@@ -31,6 +35,8 @@ pub struct Meter {
     generation: Mutex<u64>,
     /// A test tone is playing: another click waits for it.
     tone_playing: AtomicBool,
+    /// The speaker's level while the test tone plays (dBFS as f32 bits; 0 bits: none).
+    speaker_level: std::sync::atomic::AtomicU32,
 }
 
 /// "" (or None) is the system default device.
@@ -97,6 +103,14 @@ impl Meter {
         self.open.lock().unwrap().is_some()
     }
 
+    /// The speaker's level while the test tone plays, in dBFS (−96 otherwise).
+    pub fn speaker_level(&self) -> f32 {
+        match self.speaker_level.load(Ordering::Acquire) {
+            0 => SILENT,
+            bits => f32::from_bits(bits),
+        }
+    }
+
     /// A one-second 440 Hz tone on the named output ("": the default). Errors when the
     /// device cannot open; the tone then plays on its own thread, one at a time.
     pub fn test_tone(self: &Arc<Self>, name: &str) -> Result<(), String> {
@@ -110,21 +124,30 @@ impl Meter {
         let me = self.clone();
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let spawned = std::thread::Builder::new().name("hark-test-tone".into()).spawn(move || {
-            // rodio's OutputStream is not Send: it is made, used and dropped here.
-            let opened = open_output(name.as_deref())
-                .and_then(|(stream, handle)| rodio::Sink::try_new(&handle).map(|s| (stream, s)).map_err(|e| format!("cannot play on the speaker: {e}")));
-            match opened {
-                Ok((_stream, sink)) => {
+            match SampleOutput::open(name.as_deref()) {
+                Ok(out) => {
                     use rodio::Source;
                     let _ = tx.send(Ok(()));
+                    // rodio makes the tone; hark-phone's output plays it and measures
+                    // what it plays, for the speaker's meter.
+                    let (sink, queue) = rodio::Sink::new_idle();
                     sink.append(rodio::source::SineWave::new(440.0).take_duration(Duration::from_secs(1)).amplify(0.2));
-                    sink.sleep_until_end();
+                    let (channels, rate) = out.format();
+                    out.set_source(Some(Box::new(rodio::source::UniformSourceIterator::<_, f32>::new(queue, channels, rate))));
+                    let until = Instant::now() + Duration::from_secs(5);
+                    while !sink.empty() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(50));
+                        me.speaker_level.store(out.take_peak_dbfs().to_bits(), Ordering::Release);
+                    }
+                    // What the device still buffers.
+                    std::thread::sleep(Duration::from_millis(100));
+                    me.speaker_level.store(SILENT.to_bits(), Ordering::Release);
                     me.tone_playing.store(false, Ordering::Release);
                 }
                 Err(e) => {
                     // Free for the next click before the caller hears of the failure.
                     me.tone_playing.store(false, Ordering::Release);
-                    let _ = tx.send(Err(e));
+                    let _ = tx.send(Err(format!("cannot play on the speaker: {e}")));
                 }
             }
         });
@@ -133,22 +156,6 @@ impl Meter {
             return Err(format!("cannot play the test tone: {e}"));
         }
         rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| Err("the speaker did not open within 5 s".into()))
-    }
-}
-
-fn open_output(name: Option<&str>) -> Result<(rodio::OutputStream, rodio::OutputStreamHandle), String> {
-    use rodio::cpal::traits::{DeviceTrait, HostTrait};
-    match name {
-        None => rodio::OutputStream::try_default().map_err(|e| format!("cannot open the default speaker: {e}")),
-        Some(wanted) => {
-            let host = rodio::cpal::default_host();
-            let device = host
-                .output_devices()
-                .map_err(|e| format!("cannot list the speakers: {e}"))?
-                .find(|d| d.name().is_ok_and(|n| n == wanted))
-                .ok_or_else(|| format!("no speaker named {wanted:?} (unplugged?)"))?;
-            rodio::OutputStream::try_from_device(&device).map_err(|e| format!("cannot open the speaker {wanted:?}: {e}"))
-        }
     }
 }
 

@@ -673,6 +673,12 @@ fn settings_meter_hears_the_microphone_and_closes_it_on_leaving() {
         "the test tone",
     );
     assert_eq!(said.as_str(), Some("playing"), "{}", fail("the test tone did not play"));
+    // The speaker's meter shows what is played: the tone at 0.2 of full scale, −14 dBFS.
+    let shown = wd.wait_js(
+        "const m = document.querySelector('[data-testid=speaker-meter]'); return m && Number(m.dataset.level) > -20 ? m.dataset.level : null",
+        "the speaker's meter to show the tone",
+    );
+    assert!(shown.as_str().and_then(|l| l.parse::<f64>().ok()).is_some_and(|l| l <= -10.0), "speaker meter {shown}");
     let played = hark_e2e::process::poll_until(Duration::from_secs(10), || {
         let x = hark_e2e::pulse::read_raw(&heard);
         let tone = hark_e2e::audio::goertzel(&x, 8000, 440.0);

@@ -227,7 +227,7 @@ fn run(rx: mpsc::Receiver<Cmd>, clock: Arc<Mutex<Clock>>) {
                 }
                 if !tried {
                     tried = true;
-                    output = SampleOutput::open().inspect_err(|e| tracing::info!(error = %e, "no audio output for playback")).ok();
+                    output = SampleOutput::open(None).inspect_err(|e| tracing::info!(error = %e, "no audio output for playback")).ok();
                 }
                 let result = (|| -> Result<(), String> {
                     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

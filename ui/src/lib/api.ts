@@ -59,6 +59,7 @@ export const api = {
   meterStop: () => call<void>("meter_stop"),
   /** A short tone on the speaker ("" the system default). */
   testTone: (device: string) => call<void>("test_tone", { device }),
+  speakerLevel: () => call<number>("speaker_level"),
   quit: () => call<void>("quit"),
 };
 

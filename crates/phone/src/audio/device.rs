@@ -441,45 +441,66 @@ pub type OutputFeed = Arc<Mutex<Option<Box<dyn Iterator<Item = f32> + Send>>>>;
 /// reopening after an unplug. Playback of recordings goes through it.
 pub struct SampleOutput {
     feed: OutputFeed,
+    /// The highest |sample| written since the last read (f32 bits): the output meter.
+    peak: Arc<AtomicU32>,
     /// The device's channels; its rate is in the thread's health.
     channels: Arc<AtomicU32>,
     thread: StreamThread,
 }
 
-fn fill<T: cpal::SizedSample + cpal::FromSample<f32>>(feed: &OutputFeed, pulls: &AtomicU32, health: &Health, data: &mut [T]) {
-    pulls.fetch_add(1, Ordering::AcqRel);
-    health.beat();
+fn fill<T: cpal::SizedSample + cpal::FromSample<f32>>(feed: &OutputFeed, out: &OutputShared, data: &mut [T]) {
+    out.pulls.fetch_add(1, Ordering::AcqRel);
+    out.health.beat();
     let mut source = feed.lock().unwrap_or_else(|p| p.into_inner());
     match source.as_mut() {
-        Some(it) => data.iter_mut().for_each(|d| *d = T::from_sample(it.next().unwrap_or(0.0))),
+        Some(it) => {
+            let mut peak = 0.0f32;
+            for d in data.iter_mut() {
+                let s = it.next().unwrap_or(0.0);
+                peak = peak.max(s.abs());
+                *d = T::from_sample(s);
+            }
+            super::meter::raise(&out.peak, peak.min(1.0));
+        }
         None => data.fill(T::EQUILIBRIUM),
     }
 }
 
+/// What an output's data callback updates.
+struct OutputShared {
+    pulls: Arc<AtomicU32>,
+    peak: Arc<AtomicU32>,
+    health: Arc<Health>,
+}
+
 impl SampleOutput {
-    pub fn open() -> Result<Self, AudioError> {
+    /// Opens the default output (`None` or "default") or the one named.
+    pub fn open(name: Option<&str>) -> Result<Self, AudioError> {
+        let name = name.map(str::to_owned);
         let feed: OutputFeed = Arc::new(Mutex::new(None));
         let channels = Arc::new(AtomicU32::new(2));
         let pulls = Arc::new(AtomicU32::new(0));
-        let (pull, chans, counter) = (feed.clone(), channels.clone(), pulls.clone());
+        let peak = Arc::new(AtomicU32::new(0));
+        let (pull, chans, counter, peaks) = (feed.clone(), channels.clone(), pulls.clone(), peak.clone());
         let thread = StreamThread::start("speaker", move |health| {
-            let device = find(false, None)?;
+            let device = find(false, name.as_deref())?;
             let supported = device.default_output_config().map_err(|e| device_error("output config", e))?;
             let config = low_latency(&supported);
             chans.store(u32::from(config.channels.max(1)), Ordering::Release);
             health.set_rate(config.sample_rate.0);
-            let (pull, pulls, alive) = (pull.clone(), counter.clone(), health.clone());
-            let (pull2, pulls2, alive2) = (pull.clone(), counter.clone(), health.clone());
+            let shared = || OutputShared { pulls: counter.clone(), peak: peaks.clone(), health: health.clone() };
+            let (pull, out) = (pull.clone(), shared());
+            let (pull2, out2) = (pull.clone(), shared());
             let stream = match supported.sample_format() {
                 cpal::SampleFormat::F32 => device.build_output_stream(
                     &config,
-                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| fill(&pull, &pulls, &alive, data),
+                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| fill(&pull, &out, data),
                     health.on_error("speaker"),
                     None,
                 ),
                 cpal::SampleFormat::I16 => device.build_output_stream(
                     &config,
-                    move |data: &mut [i16], _: &cpal::OutputCallbackInfo| fill(&pull2, &pulls2, &alive2, data),
+                    move |data: &mut [i16], _: &cpal::OutputCallbackInfo| fill(&pull2, &out2, data),
                     health.on_error("speaker"),
                     None,
                 ),
@@ -494,12 +515,17 @@ impl SampleOutput {
         while pulls.load(Ordering::Acquire) < 2 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        Ok(Self { feed, channels, thread })
+        Ok(Self { feed, peak, channels, thread })
     }
 
     /// The device's channel count and rate, which a source must be converted to.
     pub fn format(&self) -> (u16, u32) {
         (self.channels.load(Ordering::Acquire) as u16, self.thread.health.rate())
+    }
+
+    /// The peak played since the last read, in dBFS (−96: silence): the output meter.
+    pub fn take_peak_dbfs(&self) -> f32 {
+        super::meter::dbfs(f32::from_bits(self.peak.swap(0, Ordering::Relaxed)))
     }
 
     /// Plays `source` (interleaved, in [`SampleOutput::format`]) from now on.

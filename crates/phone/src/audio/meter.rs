@@ -14,7 +14,7 @@ pub struct InputMeter {
     thread: StreamThread,
 }
 
-fn raise(peak: &AtomicU32, value: f32) {
+pub(super) fn raise(peak: &AtomicU32, value: f32) {
     let _ = peak.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
         (value > f32::from_bits(old)).then_some(value.to_bits())
     });
@@ -48,9 +48,13 @@ impl InputMeter {
 
     /// The same peak in dBFS (−96 for silence), what a meter's scale shows.
     pub fn take_peak_dbfs(&self) -> f32 {
-        let p = self.take_peak();
-        if p <= 1.0 / 65536.0 { -96.0 } else { 20.0 * p.log10() }
+        dbfs(self.take_peak())
     }
+}
+
+/// A peak (0..=1) in dBFS, −96 for silence.
+pub(super) fn dbfs(peak: f32) -> f32 {
+    if peak <= 1.0 / 65536.0 { -96.0 } else { 20.0 * peak.log10() }
 }
 
 #[cfg(test)]
