@@ -63,26 +63,7 @@ mod tests {
     use crate::phone::CallView;
 
     fn call(id: u64, state: &str) -> CallView {
-        CallView {
-            id,
-            direction: "incoming".into(),
-            peer: format!("10{id}"),
-            state: state.into(),
-            started_ms: 0,
-            answered_ms: None,
-            recording: "off".into(),
-            pending: None,
-            video: "off".into(),
-            video_pending: None,
-            control_error: None,
-            hold_local: false,
-            hold_remote: false,
-            muted: false,
-            session_id: None,
-            codec: None,
-            media_error: None,
-            consult_of: None,
-        }
+        CallView { started_ms: 0, ..crate::phone::new_call(id, "incoming", format!("10{id}"), state) }
     }
 
     #[test]

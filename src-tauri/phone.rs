@@ -455,7 +455,7 @@ fn end_text(peer: &str, reason: &EndReason) -> String {
     }
 }
 
-fn new_call(id: u64, direction: &str, peer: String, state: &str) -> CallView {
+pub(crate) fn new_call(id: u64, direction: &str, peer: String, state: &str) -> CallView {
     CallView {
         id,
         direction: direction.into(),

@@ -109,17 +109,34 @@ fn wait_notifies(pbx: &Pbx, ua: &Ua, n: usize) -> Vec<(String, String)> {
 }
 
 
+/// 101 (`a`) in a call with 102 (`b`), both sending their tones through the relay, and
+/// 103 (`c`) registered to be transferred to.
+struct Talking {
+    a: Phone,
+    b: Phone,
+    c: Phone,
+    da: Dialog,
+    db: Dialog,
+    a_relay: SocketAddr,
+    b_relay: SocketAddr,
+}
+
+fn talking(pbx: &Pbx) -> Talking {
+    let mut b = Phone::callee(pbx, "102");
+    let c = Phone::callee(pbx, "103");
+    let mut a = Phone::caller(pbx, "101");
+    let da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    let db = b.incoming(pbx, 1);
+    let (a_relay, b_relay) = (relay_addr(&da, pbx, "101's 200"), relay_addr(&db, pbx, "102's INVITE"));
+    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
+    b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
+    Talking { a, b, c, da, db, a_relay, b_relay }
+}
+
 #[test]
 fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
     let pbx = recording_pbx(&["101", "102", "103"]);
-    let mut b = Phone::callee(&pbx, "102");
-    let mut c = Phone::callee(&pbx, "103");
-    let mut a = Phone::caller(&pbx, "101");
-    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
-    let mut db = b.incoming(&pbx, 1);
-    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
-    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
+    let Talking { a, mut b, mut c, mut da, mut db, a_relay, b_relay } = talking(&pbx);
     let sid = da.session_id();
     std::thread::sleep(Duration::from_millis(1500));
 
@@ -441,14 +458,7 @@ fn an_invite_with_replaces_takes_over_a_leg() {
 #[test]
 fn a_transfer_made_while_paused_tells_the_target_the_recording_is_paused() {
     let pbx = recording_pbx(&["101", "102", "103"]);
-    let mut b = Phone::callee(&pbx, "102");
-    let c = Phone::callee(&pbx, "103");
-    let mut a = Phone::caller(&pbx, "101");
-    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
-    let mut db = b.incoming(&pbx, 1);
-    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
-    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
+    let Talking { a, b, c, mut da, mut db, .. } = talking(&pbx);
     std::thread::sleep(Duration::from_millis(800));
     // The agent (101) pauses before the card number, then 102 transfers to 103.
     let r = a.ua.in_dialog(&mut da, "MESSAGE", Some("application/x-media-control"), "pause-audio-recording");
