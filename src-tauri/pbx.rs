@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn the_library_follows_the_pbx_access_rules_for_this_apps_extension() {
-        use hark_pbx::store::{ControlSourceKind, NewRecording, RecordingFormat, RecordingKind, RecordingLayout, RecordingParty};
+        use hark_pbx::store::{NewRecording, RecordingParty};
         let d = tmp("access");
         ensure_initialised(&d, "Me").unwrap();
         add_user(&d, "101", "Bob", "pw").unwrap();
@@ -416,23 +416,8 @@ mod tests {
         let mut store = open(&d).unwrap();
         let tenant = default_tenant(&store).unwrap().id;
         let mut add = |session: &str, a: &str, b: &str| {
-            store
-                .start_recording(&NewRecording {
-                    call_session_id: session.into(),
-                    tenant_id: tenant,
-                    kind: RecordingKind::Audio,
-                    format: RecordingFormat::Wav,
-                    path: format!("{session}.wav"),
-                    started_at: 1_700_000_000_000,
-                    layout: RecordingLayout::Stereo,
-                    sample_rate: 8000,
-                    channels: 2,
-                    parties: vec![RecordingParty::internal(a), RecordingParty::internal(b)],
-                    source: ControlSourceKind::Policy,
-                    actor: "system".into(),
-                    reason: "test".into(),
-                })
-                .unwrap()
+            let parties = vec![RecordingParty::internal(a), RecordingParty::internal(b)];
+            store.start_recording(&NewRecording::policy_audio(tenant, session, &format!("{session}.wav"), parties, 8000, 1_700_000_000_000, "test")).unwrap()
         };
         let (mine, theirs) = (add("s1", "101", "100"), add("s2", "101", "102"));
         // First launch makes this app's extension the office's tenant admin: everything.

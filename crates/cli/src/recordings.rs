@@ -115,8 +115,7 @@ fn render_table(recordings: &[Recording]) -> String {
 mod tests {
     use super::*;
     use hark_pbx::store::{
-        ControlSourceKind, Finish, NewRecording, NewRecordingEvent, RecordingFormat, RecordingKind,
-        RecordingLayout, RecordingParty, RecordingStatus, Store,
+        ControlSourceKind, Finish, NewRecording, NewRecordingEvent, RecordingParty, RecordingStatus, Store,
     };
 
     const T0: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20.000Z
@@ -124,20 +123,9 @@ mod tests {
     fn stored() -> Vec<Recording> {
         let mut store = Store::open_in_memory().unwrap();
         let t = store.create_tenant("office", "office.example", true).unwrap();
-        let new = |session: &str, path: &str, started_at: i64| NewRecording {
-            call_session_id: session.into(),
-            tenant_id: t,
-            kind: RecordingKind::Audio,
-            format: RecordingFormat::Wav,
-            path: path.into(),
-            started_at,
-            layout: RecordingLayout::Stereo,
-            sample_rate: 8_000,
-            channels: 2,
-            parties: vec![RecordingParty::internal("101"), RecordingParty::external("+4930123456")],
-            source: ControlSourceKind::Policy,
-            actor: "system".into(),
-            reason: "101 records audio calls and the tenant's audio recording is on".into(),
+        let new = |session: &str, path: &str, started_at: i64| {
+            let parties = vec![RecordingParty::internal("101"), RecordingParty::external("+4930123456")];
+            NewRecording::policy_audio(t, session, path, parties, 8_000, started_at, "101 records audio calls and the tenant's audio recording is on")
         };
         let done = store.start_recording(&new("s1", "2023/11/14/s1-audio.wav", T0)).unwrap();
         let pause = NewRecordingEvent {

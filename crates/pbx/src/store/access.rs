@@ -54,29 +54,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{
-        ControlSourceKind, NewRecording, NewUser, RecordingFormat, RecordingKind, RecordingLayout, RecordingParty, TenantId,
-    };
+    use super::super::{NewRecording, NewUser, RecordingParty, TenantId};
     use super::*;
 
     fn recording(store: &mut Store, tenant: TenantId, session: &str, parties: Vec<RecordingParty>) -> RecordingId {
-        store
-            .start_recording(&NewRecording {
-                call_session_id: session.into(),
-                tenant_id: tenant,
-                kind: RecordingKind::Audio,
-                format: RecordingFormat::Wav,
-                path: format!("{session}.wav"),
-                started_at: 1_700_000_000_000,
-                layout: RecordingLayout::Stereo,
-                sample_rate: 8_000,
-                channels: 2,
-                parties,
-                source: ControlSourceKind::Policy,
-                actor: "system".into(),
-                reason: "test".into(),
-            })
-            .unwrap()
+        let r = NewRecording::policy_audio(tenant, session, &format!("{session}.wav"), parties, 8000, 1_700_000_000_000, "test");
+        store.start_recording(&r).unwrap()
     }
 
     #[test]

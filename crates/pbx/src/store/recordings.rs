@@ -234,6 +234,36 @@ pub struct NewRecording {
     pub reason: String,
 }
 
+impl NewRecording {
+    /// An audio recording the policy started: a stereo WAV at `sample_rate`, begun at
+    /// `started_at` (unix ms), with the policy's `reason`.
+    pub fn policy_audio(
+        tenant_id: TenantId,
+        session: &str,
+        path: &str,
+        parties: Vec<RecordingParty>,
+        sample_rate: u32,
+        started_at: i64,
+        reason: &str,
+    ) -> Self {
+        NewRecording {
+            call_session_id: session.into(),
+            tenant_id,
+            kind: RecordingKind::Audio,
+            format: RecordingFormat::Wav,
+            path: path.into(),
+            started_at,
+            layout: RecordingLayout::Stereo,
+            sample_rate,
+            channels: 2,
+            parties,
+            source: ControlSourceKind::Policy,
+            actor: "system".into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A pause or resume of a running recording (other kinds have their own methods).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecordingEvent {

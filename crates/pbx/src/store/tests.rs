@@ -1011,21 +1011,8 @@ fn cdr_batch_of_10000_in_one_transaction() {
 
 /// An audio recording of session `session` started at `started_at`, linked to 101 and 102.
 fn new_recording(tenant: TenantId, session: &str, path: &str, started_at: i64) -> NewRecording {
-    NewRecording {
-        call_session_id: session.to_string(),
-        tenant_id: tenant,
-        kind: RecordingKind::Audio,
-        format: RecordingFormat::Wav,
-        path: path.to_string(),
-        started_at,
-        layout: RecordingLayout::Stereo,
-        sample_rate: 8_000,
-        channels: 2,
-        parties: vec![RecordingParty::internal("101"), RecordingParty::internal("102")],
-        source: ControlSourceKind::Policy,
-        actor: "system".into(),
-        reason: "101 records audio calls and the tenant's audio recording is on".into(),
-    }
+    let parties = vec![RecordingParty::internal("101"), RecordingParty::internal("102")];
+    NewRecording::policy_audio(tenant, session, path, parties, 8_000, started_at, "101 records audio calls and the tenant's audio recording is on")
 }
 
 fn event(at: i64, offset_ms: u64, kind: RecordingEventKind) -> NewRecordingEvent {
