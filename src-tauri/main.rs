@@ -743,7 +743,7 @@ fn main() {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 // No microphone stays open behind a hidden window.
                 window.app_handle().state::<App>().meter.stop();
-                if std::env::var_os("HARK_EXIT_ON_CLOSE").is_none() {
+                if std::env::var("HARK_EXIT_ON_CLOSE").as_deref() != Ok("1") {
                     let _ = window.hide();
                     api.prevent_close();
                 } else {

@@ -701,3 +701,25 @@ fn settings_meter_hears_the_microphone_and_closes_it_on_leaving() {
     assert!(closed.is_some(), "{}", fail("an unread meter stayed open"));
     assert!(started.elapsed() >= Duration::from_millis(1500), "closed after {:?}: not by the watchdog", started.elapsed());
 }
+
+/// Closing the window keeps Hark and its PBX running (in the tray): phones still
+/// register to the PBX, and the app's own phone still rings.
+#[test]
+fn closing_the_window_keeps_the_pbx_and_the_phone_running() {
+    let app = launch_env("desktop-tray", &[("HARK_EXIT_ON_CLOSE".into(), "0".into())]);
+    let wd = &app.wd;
+    let sip = embedded_pbx(wd);
+    add_peer(&app.data.join("pbx"), "104", "peer-pw");
+    // The window's close request, as the window manager's close button sends it (Xvfb
+    // has no window manager; WebDriver's Close Window would end the whole app).
+    wd.js("window.__TAURI_INTERNALS__.invoke('plugin:window|close', { label: 'main' }); return true");
+    wd.wait_js("return document.visibilityState === 'hidden' ? true : null", "the window to hide");
+    let mut caller = Phone::call(account_args(sip, "104", "peer-pw", "hark.local"), "100", &["--answer-timeout", "5"]);
+    if caller.try_wait_event("registered", STEP).is_none() {
+        panic!("the PBX stopped with the window\n{}\n{}", caller.report(), app.driver.report(80));
+    }
+    let ringing = caller.wait_event("ringing", STEP);
+    assert!(ringing.contains("code=180"), "{ringing}\n{}", app.driver.report(40));
+    caller.wait_exit(STEP);
+}
+
