@@ -496,6 +496,13 @@ fn desktop_app_calls_pauses_resumes_and_plays_the_recording() {
     wd.click(&format!("{row} [data-testid=btn-play]"));
     let err = wd.wait_js("return document.querySelector('[data-testid=lib-error]')?.innerText", "the corrupt-file message");
     assert!(err.as_str().unwrap().contains("not a playable WAV file"), "{err}");
+    // …and a deleted one too.
+    std::fs::remove_file(&wav).unwrap();
+    wd.click(&format!("{row} [data-testid=btn-play]"));
+    wd.wait_js(
+        "const e = document.querySelector('[data-testid=lib-error]'); return e && e.innerText.includes('missing') ? e.innerText : null",
+        "the deleted-file message",
+    );
 
     // Bad input: a PBX port another program holds.
     let held = UdpSocket::bind("127.0.0.1:0").unwrap();
