@@ -266,7 +266,7 @@ fn devices() -> CliResult {
 
 /// Runs `f` with file descriptor 2 pointed at /dev/null, then puts it back.
 #[cfg(feature = "audio-devices")]
-fn with_stderr_hushed<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_stderr_hushed<T>(f: impl FnOnce() -> T) -> T {
     use std::os::fd::AsRawFd;
     let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else { return f() };
     // SAFETY: dup/dup2/close on descriptors this function owns; nothing else runs on

@@ -38,7 +38,8 @@ pub fn play(a: PlayArgs) -> Result<(), Box<dyn std::error::Error>> {
     // The waveform read checks the file: a damaged WAV is a clear error before any sound.
     let duration_ms = waveform(&a.wav, 1)?.duration_ms;
     let player = Player::new();
-    player.load_from("cli", &a.wav, duration_ms, from.as_millis() as u64)?;
+    // Opening the output probes ALSA's plugins, each printing its own failure.
+    crate::phone::with_stderr_hushed(|| player.load_from("cli", &a.wav, duration_ms, from.as_millis() as u64))?;
     let status = player.status();
     if !status.device {
         player.stop();
