@@ -109,12 +109,10 @@ fn wait_notifies(pbx: &Pbx, ua: &Ua, n: usize) -> Vec<(String, String)> {
 }
 
 
-/// 101 (`a`) in a call with 102 (`b`), both sending their tones through the relay, and
-/// 103 (`c`) registered to be transferred to.
+/// 101 (`a`) in a call with 102 (`b`), both sending their tones through the relay.
 struct Talking {
     a: Phone,
     b: Phone,
-    c: Phone,
     da: Dialog,
     db: Dialog,
     a_relay: SocketAddr,
@@ -123,20 +121,20 @@ struct Talking {
 
 fn talking(pbx: &Pbx) -> Talking {
     let mut b = Phone::callee(pbx, "102");
-    let c = Phone::callee(pbx, "103");
     let mut a = Phone::caller(pbx, "101");
     let da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
     let db = b.incoming(pbx, 1);
     let (a_relay, b_relay) = (relay_addr(&da, pbx, "101's 200"), relay_addr(&db, pbx, "102's INVITE"));
     a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
     b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
-    Talking { a, b, c, da, db, a_relay, b_relay }
+    Talking { a, b, da, db, a_relay, b_relay }
 }
 
 #[test]
 fn blind_transfer_connects_the_target_and_the_recording_goes_on() {
     let pbx = recording_pbx(&["101", "102", "103"]);
-    let Talking { a, mut b, mut c, mut da, mut db, a_relay, b_relay } = talking(&pbx);
+    let mut c = Phone::callee(&pbx, "103");
+    let Talking { a, mut b, mut da, mut db, a_relay, b_relay } = talking(&pbx);
     let sid = da.session_id();
     std::thread::sleep(Duration::from_millis(1500));
 
@@ -195,16 +193,10 @@ fn a_refused_transfer_leaves_the_call_up_and_bad_refers_are_forbidden() {
     let pbx = recording_pbx(&["101", "102", "103"]);
     pbx.add_tenant("other", "other.test");
     pbx.add_user_in("other", "201", "pw-201-secret");
-    let mut b = Phone::callee(&pbx, "102");
     // 103 is registered but busy: it answers nothing but 486.
     let c = Ua::new(pbx.sip_udp, "103", &password("103"), DOMAIN);
     c.register(3600);
-    let mut a = Phone::caller(&pbx, "101");
-    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
-    let mut db = b.incoming(&pbx, 1);
-    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
-    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
+    let Talking { a, b, mut da, mut db, a_relay, b_relay } = talking(&pbx);
 
     let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
     expect_status(&pbx, &r, 202, "REFER to a busy 103", &b.ua.report());
@@ -314,13 +306,7 @@ fn a_transfer_target_that_never_answers_leaves_the_call_up() {
     let pbx = CallPbx::start(&["101", "102", "103"], 3, &[]);
     let port = register_sipp_callee(&pbx, "103");
     let ringing = sipp_callee("uas_call_ring.xml", &pbx, "103", port, hark_e2e::free_port()).spawn();
-    let mut b = Phone::callee(&pbx, "102");
-    let mut a = Phone::caller(&pbx, "101");
-    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
-    let mut db = b.incoming(&pbx, 1);
-    let (a_relay, b_relay) = (relay_addr(&da, &pbx, "101's 200"), relay_addr(&db, &pbx, "102's INVITE"));
-    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(b_relay, Payload::AlawTone(B_HZ), 0xB);
+    let Talking { a, b, mut da, mut db, a_relay, .. } = talking(&pbx);
     let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
     expect_status(&pbx, &r, 202, "REFER to a phone that never answers", &b.ua.report());
     let frags = wait_notifies(&pbx, &b.ua, 2);
@@ -350,18 +336,13 @@ fn transfers_stop_and_start_recordings_as_the_new_parties_policy_says() {
     for ext in ["101", "103"] {
         pbx.configure(&["user", "set", "--tenant", "office", "--ext", ext, "--record-audio", "off"]);
     }
-    let mut b = Phone::callee(&pbx, "102");
     let c = Phone::callee(&pbx, "103");
     let d = Phone::callee(&pbx, "104");
-    let mut a = Phone::caller(&pbx, "101");
-    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    let Talking { a, b, mut da, mut db, .. } = talking(&pbx);
     let sid = da.session_id();
     if da.recording_state().as_deref() != Some("audio") {
         pbx.fail(&format!("101 → 102 (102 recorded) should say audio: {:?}", da.recording_state()));
     }
-    let mut db = b.incoming(&pbx, 1);
-    a.rtp.start_sending(relay_addr(&da, &pbx, "101's 200"), Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(relay_addr(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
     std::thread::sleep(Duration::from_millis(1500));
     // 102 → 103: nobody left whose calls are recorded.
     let r = b.ua.refer(&mut db, &format!("<sip:103@{DOMAIN}>"));
@@ -408,14 +389,8 @@ fn transfers_stop_and_start_recordings_as_the_new_parties_policy_says() {
 #[test]
 fn an_invite_with_replaces_takes_over_a_leg() {
     let pbx = recording_pbx(&["101", "102", "103"]);
-    let mut b = Phone::callee(&pbx, "102");
-    let mut a = Phone::caller(&pbx, "101");
-    let mut da = a.ua.call("102", a.rtp.port()).unwrap_or_else(|r| pbx.fail(&format!("call failed: {}", r.first_line)));
+    let Talking { a, mut b, mut da, db, a_relay, .. } = talking(&pbx);
     let sid = da.session_id();
-    let db = b.incoming(&pbx, 1);
-    let a_relay = relay_addr(&da, &pbx, "101's 200");
-    a.rtp.start_sending(a_relay, Payload::AlawTone(A_HZ), 0xA);
-    b.rtp.start_sending(relay_addr(&db, &pbx, "102's INVITE"), Payload::AlawTone(B_HZ), 0xB);
 
     let mut c = Phone::caller(&pbx, "103");
     let unknown = c.ua.call_with("102", c.rtp.port(), "Replaces: nope@nowhere;to-tag=1;from-tag=2\r\n");
@@ -458,7 +433,8 @@ fn an_invite_with_replaces_takes_over_a_leg() {
 #[test]
 fn a_transfer_made_while_paused_tells_the_target_the_recording_is_paused() {
     let pbx = recording_pbx(&["101", "102", "103"]);
-    let Talking { a, b, c, mut da, mut db, .. } = talking(&pbx);
+    let c = Phone::callee(&pbx, "103");
+    let Talking { a, b, mut da, mut db, .. } = talking(&pbx);
     std::thread::sleep(Duration::from_millis(800));
     // The agent (101) pauses before the card number, then 102 transfers to 103.
     let r = a.ua.in_dialog(&mut da, "MESSAGE", Some("application/x-media-control"), "pause-audio-recording");
