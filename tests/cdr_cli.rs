@@ -2,24 +2,9 @@
 //! JSON array, the table only its header, filters are checked. Calls that fill the CDR
 //! table are exercised by the call tests.
 
-use std::process::Command;
-use std::time::Duration;
 
-use hark_e2e::hark_bin;
-use hark_e2e::process::{TempDir, run};
-
-fn hark(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(hark_bin());
-    cmd.args(args);
-    let (status, out, err) = run("hark", &mut cmd, Duration::from_secs(60));
-    (status.success(), out, err)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (ok, out, err) = hark(args);
-    assert!(ok, "`hark {}` failed:\n{err}", args.join(" "));
-    out
-}
+use hark_e2e::{hark, hark_ok as ok};
+use hark_e2e::process::TempDir;
 
 #[test]
 fn cdr_list_of_a_new_pbx_is_empty() {

@@ -2,12 +2,11 @@
 //! effect while it serves, SIGTERM stops it cleanly, and the CLI's errors are one clear
 //! line with a non-zero exit that leaves nothing half-written.
 
-use std::process::Command;
 use std::time::Duration;
 
-use hark_e2e::process::{run, TempDir};
+use hark_e2e::process::TempDir;
 use hark_e2e::sipp::headers;
-use hark_e2e::{hark_bin, Pbx, Sipp};
+use hark_e2e::{hark, Pbx, Sipp};
 
 const EXT: &str = "101";
 const PASSWORD: &str = "s3cret-101";
@@ -53,13 +52,6 @@ fn users_added_while_serving_can_register_at_once() {
     });
     assert!(registered.is_some(), "a user added while serving could not register\n{}", pbx.logs());
     pbx.wait_metric(METRIC, 1.0, SETTLE);
-}
-
-fn hark(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(hark_bin());
-    cmd.args(args);
-    let (status, out, err) = run("hark", &mut cmd, Duration::from_secs(60));
-    (status.success(), out, err)
 }
 
 /// A failing command: non-zero exit and exactly one line on stderr, mentioning `needle`.

@@ -3,24 +3,9 @@
 //! recording options of `hark pbx tenant set` round-trip through `hark pbx tenant list`.
 //! Recordings of real calls are exercised by the call tests.
 
-use std::process::Command;
-use std::time::Duration;
 
-use hark_e2e::hark_bin;
-use hark_e2e::process::{TempDir, run};
-
-fn hark(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(hark_bin());
-    cmd.args(args);
-    let (status, out, err) = run("hark", &mut cmd, Duration::from_secs(60));
-    (status.success(), out, err)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (ok, out, err) = hark(args);
-    assert!(ok, "`hark {}` failed:\n{err}", args.join(" "));
-    out
-}
+use hark_e2e::{hark, hark_ok as ok};
+use hark_e2e::process::TempDir;
 
 fn fails(args: &[&str]) -> String {
     let (success, out, err) = hark(args);

@@ -2,24 +2,9 @@
 //! they store, what `list` shows, and their errors (one line on stderr, non-zero exit,
 //! nothing changed).
 
-use std::process::Command;
-use std::time::Duration;
 
-use hark_e2e::hark_bin;
-use hark_e2e::process::{TempDir, run};
-
-fn hark(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(hark_bin());
-    cmd.args(args);
-    let (status, out, err) = run("hark", &mut cmd, Duration::from_secs(60));
-    (status.success(), out, err)
-}
-
-fn ok(args: &[&str]) -> String {
-    let (ok, out, err) = hark(args);
-    assert!(ok, "`hark {}` failed:\n{err}", args.join(" "));
-    out
-}
+use hark_e2e::{hark, hark_ok as ok};
+use hark_e2e::process::TempDir;
 
 /// Runs a command that must fail; returns its one stderr line.
 fn fails(args: &[&str]) -> String {

@@ -26,7 +26,7 @@ pub mod ua;
 pub mod wire;
 
 pub use net::{free_port, free_port_range, rtp_port_range};
-pub use pbx::{DOMAIN, Pbx, PbxBuilder, TENANT, hark_bin};
+pub use pbx::{DOMAIN, Pbx, PbxBuilder, TENANT, hark, hark_bin, hark_ok};
 pub use peers::require_peer;
 pub use process::{Proc, TempDir, poll_until, wait_until};
 pub use sipp::{Sipp, SippRun};

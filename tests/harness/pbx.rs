@@ -197,6 +197,21 @@ fn parse_ready(stderr: &str) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
     Some((udp?, tcp?, http?))
 }
 
+/// Runs `hark ARGS` to completion: whether it succeeded, its stdout and its stderr.
+pub fn hark(args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(hark_bin());
+    cmd.args(args);
+    let (status, out, err) = process::run("hark", &mut cmd, ADMIN_TIMEOUT);
+    (status.success(), out, err)
+}
+
+/// `hark ARGS`, which must succeed: its stdout.
+pub fn hark_ok(args: &[&str]) -> String {
+    let (ok, out, err) = hark(args);
+    assert!(ok, "`hark {}` failed:\n{err}", args.join(" "));
+    out
+}
+
 fn admin(bin: &PathBuf, args: &[&str]) -> (String, String) {
     let mut cmd = Command::new(bin);
     cmd.args(args);
