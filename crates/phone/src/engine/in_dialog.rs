@@ -233,13 +233,19 @@ impl Phone {
     /// Blind transfer (RFC 3515): REFER the peer to `target`.
     pub fn blind_transfer(&mut self, now: Instant, handle: CallHandle, target: &str) -> Result<(), PhoneError> {
         let uri = if target.starts_with("sip:") { target.to_owned() } else { format!("sip:{target}@{}", self.config.account.domain) };
+        self.send_refer(now, handle, format!("<{uri}>"))
+    }
+
+    /// A REFER in the dialog of `handle` to `refer_to` (a name-addr), naming us in
+    /// Referred-By.
+    fn send_refer(&mut self, now: Instant, handle: CallHandle, refer_to: String) -> Result<(), PhoneError> {
         let referred_by = format!("<{}>", self.config.account.aor());
         self.send_in_dialog(
             now,
             handle,
             Method::Refer,
             |req| {
-                req.headers.push(Header::Other("Refer-To".into(), format!("<{uri}>")));
+                req.headers.push(Header::Other("Refer-To".into(), refer_to));
                 req.headers.push(Header::Other("Referred-By".into(), referred_by));
             },
             |_| Pending::Refer,
@@ -261,18 +267,7 @@ impl Phone {
         );
         let mut uri = dialog.remote_uri().clone();
         uri.headers.clear();
-        let refer_to = format!("<{uri}?Replaces={replaces}>");
-        let referred_by = format!("<{}>", self.config.account.aor());
-        self.send_in_dialog(
-            now,
-            handle,
-            Method::Refer,
-            |req| {
-                req.headers.push(Header::Other("Refer-To".into(), refer_to));
-                req.headers.push(Header::Other("Referred-By".into(), referred_by));
-            },
-            |_| Pending::Refer,
-        )
+        self.send_refer(now, handle, format!("<{uri}?Replaces={replaces}>"))
     }
 
     pub(super) fn on_in_dialog_response(&mut self, now: Instant, handle: CallHandle, id: ClientTxId, resp: Response) {
