@@ -361,47 +361,15 @@ impl DeviceSink {
         let ring: Ring = Arc::new(Mutex::new(VecDeque::new()));
         let drain = ring.clone();
         let thread = StreamThread::start("speaker", move |health| {
-            let device = find(false, name.as_deref())?;
-            let supported = device.default_output_config().map_err(|e| device_error("output config", e))?;
-            let config = low_latency(&supported);
-            let channels = usize::from(config.channels.max(1));
-            health.set_rate(config.sample_rate.0);
             let drain = drain.clone();
-            let alive = health.clone();
-            let next = move |frame_count: usize| -> Vec<f32> {
-                alive.beat();
+            // Each mono sample on every channel; silence when the call is late.
+            let fill = move |data: &mut [f32], channels: usize| {
                 let mut r = drain.lock().unwrap_or_else(|p| p.into_inner());
-                let take = frame_count.min(r.len());
-                let mut v: Vec<f32> = r.drain(..take).collect();
-                v.resize(frame_count, 0.0);
-                v
+                for frame in data.chunks_mut(channels) {
+                    frame.fill(r.pop_front().unwrap_or(0.0));
+                }
             };
-            let stream = match supported.sample_format() {
-                cpal::SampleFormat::F32 => device.build_output_stream(
-                    &config,
-                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
-                        let mono = next(data.len() / channels);
-                        for (frame, s) in data.chunks_mut(channels).zip(mono) {
-                            frame.fill(s);
-                        }
-                    },
-                    health.on_error("speaker"),
-                    None,
-                ),
-                cpal::SampleFormat::I16 => device.build_output_stream(
-                    &config,
-                    move |data: &mut [i16], _: &cpal::OutputCallbackInfo| {
-                        let mono = next(data.len() / channels);
-                        for (frame, s) in data.chunks_mut(channels).zip(mono) {
-                            frame.fill((s * 32767.0).clamp(-32768.0, 32767.0) as i16);
-                        }
-                    },
-                    health.on_error("speaker"),
-                    None,
-                ),
-                other => return Err(device_error("output", format!("unsupported sample format {other:?}"))),
-            };
-            stream.map_err(|e| device_error("opening the output", e))
+            build_output(name.as_deref(), health, "speaker", fill).map(|(stream, _)| stream)
         })?;
         let device_rate = thread.health.rate();
         let resampler = output_resampler(rate, device_rate, frame_len)?;
@@ -448,29 +416,52 @@ pub struct SampleOutput {
     thread: StreamThread,
 }
 
-fn fill<T: cpal::SizedSample + cpal::FromSample<f32>>(feed: &OutputFeed, out: &OutputShared, data: &mut [T]) {
-    out.pulls.fetch_add(1, Ordering::AcqRel);
-    out.health.beat();
-    let mut source = feed.lock().unwrap_or_else(|p| p.into_inner());
-    match source.as_mut() {
-        Some(it) => {
-            let mut peak = 0.0f32;
-            for d in data.iter_mut() {
-                let s = it.next().unwrap_or(0.0);
-                peak = peak.max(s.abs());
-                *d = T::from_sample(s);
-            }
-            super::meter::raise(&out.peak, peak.min(1.0));
+/// Builds an output stream on `name` that asks `fill` for interleaved f32 samples in the
+/// device's channel count (returned with the stream); the device's rate goes to
+/// `health`, and every callback counts as a sign of life.
+fn build_output(
+    name: Option<&str>,
+    health: &Arc<Health>,
+    what: &'static str,
+    fill: impl FnMut(&mut [f32], usize) + Send + Clone + 'static,
+) -> Result<(cpal::Stream, u16), AudioError> {
+    let device = find(false, name)?;
+    let supported = device.default_output_config().map_err(|e| device_error("output config", e))?;
+    let config = low_latency(&supported);
+    let channels = config.channels.max(1);
+    health.set_rate(config.sample_rate.0);
+    let stream = match supported.sample_format() {
+        cpal::SampleFormat::F32 => {
+            let (mut fill, alive) = (fill.clone(), health.clone());
+            device.build_output_stream(
+                &config,
+                move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                    alive.beat();
+                    fill(data, usize::from(channels))
+                },
+                health.on_error(what),
+                None,
+            )
         }
-        None => data.fill(T::EQUILIBRIUM),
-    }
-}
-
-/// What an output's data callback updates.
-struct OutputShared {
-    pulls: Arc<AtomicU32>,
-    peak: Arc<AtomicU32>,
-    health: Arc<Health>,
+        cpal::SampleFormat::I16 => {
+            let (mut fill, alive, mut scratch) = (fill, health.clone(), Vec::new());
+            device.build_output_stream(
+                &config,
+                move |data: &mut [i16], _: &cpal::OutputCallbackInfo| {
+                    alive.beat();
+                    scratch.resize(data.len(), 0.0);
+                    fill(&mut scratch, usize::from(channels));
+                    for (d, s) in data.iter_mut().zip(&scratch) {
+                        *d = (s * 32767.0).clamp(-32768.0, 32767.0) as i16;
+                    }
+                },
+                health.on_error(what),
+                None,
+            )
+        }
+        other => return Err(device_error("output", format!("unsupported sample format {other:?}"))),
+    };
+    Ok((stream.map_err(|e| device_error("opening the output", e))?, channels))
 }
 
 impl SampleOutput {
@@ -483,30 +474,26 @@ impl SampleOutput {
         let peak = Arc::new(AtomicU32::new(0));
         let (pull, chans, counter, peaks) = (feed.clone(), channels.clone(), pulls.clone(), peak.clone());
         let thread = StreamThread::start("speaker", move |health| {
-            let device = find(false, name.as_deref())?;
-            let supported = device.default_output_config().map_err(|e| device_error("output config", e))?;
-            let config = low_latency(&supported);
-            chans.store(u32::from(config.channels.max(1)), Ordering::Release);
-            health.set_rate(config.sample_rate.0);
-            let shared = || OutputShared { pulls: counter.clone(), peak: peaks.clone(), health: health.clone() };
-            let (pull, out) = (pull.clone(), shared());
-            let (pull2, out2) = (pull.clone(), shared());
-            let stream = match supported.sample_format() {
-                cpal::SampleFormat::F32 => device.build_output_stream(
-                    &config,
-                    move |data: &mut [f32], _: &cpal::OutputCallbackInfo| fill(&pull, &out, data),
-                    health.on_error("speaker"),
-                    None,
-                ),
-                cpal::SampleFormat::I16 => device.build_output_stream(
-                    &config,
-                    move |data: &mut [i16], _: &cpal::OutputCallbackInfo| fill(&pull2, &out2, data),
-                    health.on_error("speaker"),
-                    None,
-                ),
-                other => return Err(device_error("output", format!("unsupported sample format {other:?}"))),
+            let (pull, counter, peaks) = (pull.clone(), counter.clone(), peaks.clone());
+            // The source's samples, and their peak for the output meter.
+            let fill = move |data: &mut [f32], _channels: usize| {
+                counter.fetch_add(1, Ordering::AcqRel);
+                let mut source = pull.lock().unwrap_or_else(|p| p.into_inner());
+                match source.as_mut() {
+                    Some(it) => {
+                        let mut peak = 0.0f32;
+                        for d in data.iter_mut() {
+                            *d = it.next().unwrap_or(0.0);
+                            peak = peak.max(d.abs());
+                        }
+                        super::meter::raise(&peaks, peak.min(1.0));
+                    }
+                    None => data.fill(0.0),
+                }
             };
-            stream.map_err(|e| device_error("opening the output", e))
+            let (stream, channels) = build_output(name.as_deref(), health, "speaker", fill)?;
+            chans.store(u32::from(channels), Ordering::Release);
+            Ok(stream)
         })?;
         // A sound server may take a good while to start the stream after the first
         // buffer is filled (PulseAudio here: most of a second). Until the device asks for
